@@ -1,0 +1,1 @@
+"""Large Language Models from scratch: the reference implementation the chapters import."""
