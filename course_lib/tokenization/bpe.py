@@ -1,0 +1,423 @@
+"""Byte-level byte-pair encoding (BPE): the tokenizer family of GPT-2, GPT-4 and Llama 3.
+
+Text becomes UTF-8 bytes, so ids 0..255 can spell anything. Training then repeatedly finds the
+most frequent adjacent pair of ids and gives it a new id (256, 257, ...). Encoding replays those
+merges, earliest first. A regular expression first cuts the text into chunks (words, numbers,
+runs of spaces; see `patterns.py`) and merges never cross a chunk boundary, so " dog" can become
+one token but "dog." cannot.
+
+    >>> tok = BPETokenizer(pattern=None)      # None: one chunk, no pre-splitting
+    >>> tok.train("aaabdaaabac", vocab_size=259)
+    >>> tok.merges                           # 'a'=97 'b'=98: "aa" -> 256, "ab" -> 257, "aaab" -> 258
+    {(97, 97): 256, (97, 98): 257, (256, 257): 258}
+    >>> tok.encode("aaabdaaabac")
+    [258, 100, 258, 97, 99]
+    >>> tok.decode([258, 100])
+    'aaabd'
+
+The trainer is incremental: it counts pairs once, over the distinct chunks weighted by how often
+each occurs, and after each merge it only revisits the chunks that contain the merged pair.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import regex
+
+from .patterns import GPT4_SPLIT_PATTERN
+
+if TYPE_CHECKING:
+    import tiktoken
+
+Pair = tuple[int, int]
+
+# The "format" tag of files written by `BPETokenizer.save`; `load` refuses anything else.
+FILE_FORMAT = "course_lib.bpe.v1"
+# How many distinct chunks `encode` remembers; when full the memory is simply emptied.
+CHUNK_CACHE_SIZE = 100_000
+
+
+def get_pair_counts(ids: Iterable[int], counts: dict[Pair, int] | None = None) -> dict[Pair, int]:
+    """Count how often each adjacent pair occurs in `ids`, adding to `counts` if given.
+
+    get_pair_counts([1, 2, 3, 1, 2]) -> {(1, 2): 2, (2, 3): 1, (3, 1): 1}
+
+    Overlapping pairs all count: get_pair_counts([7, 7, 7]) -> {(7, 7): 2}. Passing `counts`
+    accumulates over several chunks, since merges never cross a chunk boundary.
+    """
+    counts = {} if counts is None else counts
+    ids = list(ids)
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def merge(ids: list[int], pair: Pair, new_id: int) -> list[int]:
+    """Replace every non-overlapping occurrence of `pair` in `ids` with `new_id`, left to right.
+
+    merge([5, 6, 6, 7, 9], (6, 7), 99) -> [5, 6, 99, 9]
+    merge([7, 7, 7], (7, 7), 99)       -> [99, 7]      (the leftmost occurrence wins)
+    """
+    first, second = pair
+    merged = []
+    i = 0
+    while i < len(ids):
+        if ids[i] == first and i + 1 < len(ids) and ids[i + 1] == second:
+            merged.append(new_id)
+            i += 2
+        else:
+            merged.append(ids[i])
+            i += 1
+    return merged
+
+
+# --------------------------------------------------------------------------------------------
+# Training: the incremental trainer
+# --------------------------------------------------------------------------------------------
+
+
+class _PairStats:
+    """Pair counts over a list of distinct chunks, kept up to date as merges are applied.
+
+    `counts[pair]` is the number of occurrences of `pair` in the corpus (each chunk's pairs times
+    the chunk's frequency). `chunks_with[pair]` holds the indices of the chunks that contain the
+    pair, or once did: it may over-approximate (removing stale indices would cost more than
+    skipping them in `apply_merge`). `heap` holds (-count, a, b) entries so that the best pair is
+    the smallest entry; an entry can be stale (see `best_pair`).
+    """
+
+    def __init__(self, chunks: list[list[int]], freqs: list[int]):
+        self.chunks = chunks
+        self.freqs = freqs
+        self.counts: dict[Pair, int] = defaultdict(int)
+        self.chunks_with: dict[Pair, set[int]] = defaultdict(set)
+        for index, (chunk, freq) in enumerate(zip(chunks, freqs)):
+            for pair in zip(chunk, chunk[1:]):
+                self.counts[pair] += freq
+                self.chunks_with[pair].add(index)
+        self.heap = [(-count, a, b) for (a, b), count in self.counts.items()]
+        heapq.heapify(self.heap)
+
+    def best_pair(self) -> Pair | None:
+        """The most frequent pair; among equal counts the smallest (a, b). None if no pair is left.
+
+        Counts of existing pairs only ever go down (a merge removes occurrences; the pairs it
+        creates all contain the new id, so they are new pairs). A heap entry therefore never
+        understates its pair's count: an entry whose count is out of date is pushed back with
+        the current count, and the first up-to-date entry popped is the true best pair.
+        """
+        while self.heap:
+            negative_count, a, b = heapq.heappop(self.heap)
+            count = self.counts.get((a, b), 0)
+            if count == -negative_count:
+                return (a, b)
+            if count > 0:
+                heapq.heappush(self.heap, (-count, a, b))
+        return None
+
+    def apply_merge(self, pair: Pair, new_id: int) -> None:
+        """Merge `pair` into `new_id` in every chunk that has it, updating counts by the difference."""
+        new_pairs = set()
+        for index in self.chunks_with.pop(pair):
+            old = self.chunks[index]
+            new = merge(old, pair, new_id)
+            if len(new) == len(old):  # a stale index: an earlier merge took this pair away
+                continue
+            freq = self.freqs[index]
+            # Remove the chunk's old pairs and add its new ones; pairs away from the merge
+            # cancel out, and only the pairs containing `new_id` need an index entry.
+            for old_pair in zip(old, old[1:]):
+                self.counts[old_pair] -= freq
+            for new_pair in zip(new, new[1:]):
+                self.counts[new_pair] += freq
+                if new_id in new_pair:
+                    self.chunks_with[new_pair].add(index)
+                    new_pairs.add(new_pair)
+            self.chunks[index] = new
+        del self.counts[pair]  # every occurrence is gone
+        for a, b in new_pairs:
+            heapq.heappush(self.heap, (-self.counts[(a, b)], a, b))
+
+
+def train_merges(chunk_counts: dict[bytes, int], num_merges: int) -> list[Pair]:
+    """Learn up to `num_merges` merges from chunks given with their frequencies; merge i makes id 256 + i.
+
+    Each step merges the most frequent pair; ties go to the smallest pair (a, b) (compare a,
+    then b), so the result never depends on dict order. Stops early if no pair is left.
+
+        >>> train_merges({b"ab": 3, b"bc": 3, b"cd": 1}, 2)
+        [(97, 98), (98, 99)]
+
+    (a, b) and (b, c) tie at 3 occurrences; (97, 98) < (98, 99) goes first.
+    """
+    stats = _PairStats([list(chunk) for chunk in chunk_counts], list(chunk_counts.values()))
+    merges = []
+    for new_id in range(256, 256 + num_merges):
+        pair = stats.best_pair()
+        if pair is None:
+            break
+        stats.apply_merge(pair, new_id)
+        merges.append(pair)
+    return merges
+
+
+# --------------------------------------------------------------------------------------------
+# The tokenizer
+# --------------------------------------------------------------------------------------------
+
+SpecialSet = Collection[str] | Literal["all"]
+
+
+class BPETokenizer:
+    """A byte-level BPE tokenizer: train it, encode and decode, save it, swap it with tiktoken.
+
+    Attributes (treat them as read-only; `train`, `load` and `from_tiktoken` set them):
+        pattern: the split pattern (a `regex` string), or None for no pre-splitting.
+        byte_ids: `byte_ids[b]` is the id of the single byte b (b for a trained tokenizer;
+            tiktoken's GPT-2 and GPT-4 encodings number the bytes differently).
+        merges: (a, b) -> new id, in the order they were learned. The encoder applies the
+            earliest learned merge first: ids grow with merge order, so "earliest" is "lowest id".
+        vocab: id -> the bytes it stands for, special tokens included (as UTF-8).
+        special_tokens: special token text -> id, e.g. {"<|endoftext|>": 100257}.
+    """
+
+    def __init__(self, pattern: str | None = GPT4_SPLIT_PATTERN):
+        self.pattern = pattern
+        self._set_state(list(range(256)), {}, {})
+
+    # ---- state -------------------------------------------------------------------------------
+
+    def _set_state(self, byte_ids: list[int], merges: dict[Pair, int], special_tokens: dict[str, int]) -> None:
+        """Install byte ids, merges and special tokens, and rebuild everything derived from them."""
+        if len(byte_ids) != 256 or len(set(byte_ids)) != 256:
+            raise ValueError("byte_ids must give 256 distinct ids, one for each byte value 0..255")
+        self.byte_ids = list(byte_ids)
+        self.merges = dict(merges)
+        self.special_tokens = dict(special_tokens)
+        self.vocab: dict[int, bytes] = {token_id: bytes([b]) for b, token_id in enumerate(self.byte_ids)}
+        for (a, b), new_id in self.merges.items():
+            self.vocab[new_id] = self.vocab[a] + self.vocab[b]
+        for text, token_id in self.special_tokens.items():
+            self.vocab[token_id] = text.encode("utf-8")
+        self._split_regex = None if self.pattern is None else regex.compile(self.pattern)
+        self._chunk_cache: dict[bytes, list[int]] = {}
+
+    def __len__(self) -> int:
+        """The vocabulary size: bytes, merges and special tokens."""
+        return len(self.vocab)
+
+    def __repr__(self) -> str:
+        return (
+            f"BPETokenizer({len(self.merges)} merges, {len(self.special_tokens)} special tokens, "
+            f"vocab size {len(self)})"
+        )
+
+    # ---- training ----------------------------------------------------------------------------
+
+    def split(self, text: str) -> list[str]:
+        """Cut text into the chunks that merges never cross (the whole text if pattern is None)."""
+        if self._split_regex is None:
+            return [text] if text else []
+        return self._split_regex.findall(text)
+
+    def train(self, text: str, vocab_size: int, special_tokens: Iterable[str] = ()) -> None:
+        """Learn `vocab_size - 256 - len(special_tokens)` merges from `text`, replacing any earlier ones.
+
+        Merge i creates id 256 + i; the special tokens get the ids after the last merge. Occurrences
+        of the special tokens in `text` are cut out before counting, so no merge is learned across
+        or inside them. Ties between equally frequent pairs go to the smallest pair (a, b).
+        """
+        special_tokens = list(dict.fromkeys(special_tokens))
+        num_merges = vocab_size - 256 - len(special_tokens)
+        if num_merges < 0:
+            raise ValueError(
+                f"vocab_size={vocab_size} leaves no room for the 256 byte tokens and "
+                f"{len(special_tokens)} special tokens; use vocab_size >= {256 + len(special_tokens)}"
+            )
+        pieces = regex.split("|".join(map(regex.escape, special_tokens)), text) if special_tokens else [text]
+        chunk_counts = Counter(chunk for piece in pieces for chunk in self.split(piece))
+        byte_counts = {chunk.encode("utf-8"): count for chunk, count in chunk_counts.items()}
+        merge_list = train_merges(byte_counts, num_merges)
+        if len(merge_list) < num_merges:
+            warnings.warn(
+                f"the text only allows {len(merge_list)} merges (asked for {num_merges}): "
+                f"the vocabulary has {256 + len(merge_list) + len(special_tokens)} tokens",
+                stacklevel=2,
+            )
+        merges = {pair: 256 + i for i, pair in enumerate(merge_list)}
+        first_special = 256 + len(merges)
+        specials = {token: first_special + i for i, token in enumerate(special_tokens)}
+        self._set_state(list(range(256)), merges, specials)
+
+    # ---- encoding and decoding ---------------------------------------------------------------
+
+    def _encode_chunk(self, chunk: bytes) -> list[int]:
+        """Apply the merges to one chunk, earliest learned merge (lowest id) first.
+
+        With merges {(97, 97): 256, (256, 97): 257}: b"aaaa" -> [97, 97, 97, 97] -> [256, 256].
+        """
+        ids = [self.byte_ids[b] for b in chunk]
+        merges = self.merges
+        while len(ids) >= 2:
+            # The pair whose merge was learned first; pairs that are no merge rank last.
+            pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, float("inf")))
+            if pair not in merges:
+                break
+            ids = merge(ids, pair, merges[pair])
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode text, treating special-token text like any other text (no checks)."""
+        ids: list[int] = []
+        cache = self._chunk_cache
+        for chunk in self.split(text):
+            # Text repeats its words; a chunk seen before costs one dict look-up.
+            chunk_ids = cache.get(chunk)
+            if chunk_ids is None:
+                chunk_ids = self._encode_chunk(chunk.encode("utf-8"))
+                if len(cache) >= CHUNK_CACHE_SIZE:
+                    cache.clear()
+                cache[chunk] = chunk_ids
+            ids.extend(chunk_ids)
+        return ids
+
+    def _special_set(self, tokens: SpecialSet, argument: str) -> set[str]:
+        """Resolve "all" and check that every name is one of this tokenizer's special tokens."""
+        if tokens == "all":
+            return set(self.special_tokens)
+        unknown = set(tokens) - set(self.special_tokens)
+        if unknown:
+            raise ValueError(
+                f"{argument} names {sorted(unknown)}, which are not special tokens of this "
+                f"tokenizer; its special tokens are {sorted(self.special_tokens)}"
+            )
+        return set(tokens)
+
+    def encode(
+        self,
+        text: str,
+        allowed_special: SpecialSet = frozenset(),
+        disallowed_special: SpecialSet = "all",
+    ) -> list[int]:
+        """Encode text to ids, with tiktoken's rules for special tokens.
+
+        Special-token text that is allowed becomes its special id. Special-token text that is
+        disallowed raises ValueError (by default every special token not allowed is disallowed,
+        so that text from users cannot smuggle in control tokens). Special tokens that are
+        neither are encoded as ordinary text.
+
+            tok.encode("hi<|endoftext|>")                            -> ValueError
+            tok.encode("hi<|endoftext|>", allowed_special="all")     -> [..., id of <|endoftext|>]
+            tok.encode("hi<|endoftext|>", disallowed_special=())     -> ids of the plain text
+        """
+        allowed = self._special_set(allowed_special, "allowed_special")
+        if disallowed_special == "all":
+            disallowed = set(self.special_tokens) - allowed
+        else:
+            disallowed = self._special_set(disallowed_special, "disallowed_special")
+        if disallowed:
+            found = regex.search("|".join(map(regex.escape, sorted(disallowed))), text)
+            if found:
+                token = found.group()
+                raise ValueError(
+                    f"the text contains the special token {token!r}, which is disallowed. To encode "
+                    f"it as the special token, pass allowed_special={{{token!r}}} (or "
+                    f'allowed_special="all"); to encode it as ordinary text, pass '
+                    f"disallowed_special=() "
+                )
+        if not allowed:
+            return self.encode_ordinary(text)
+        # Longest first, so that a special token that starts another one cannot cut it short.
+        specials_regex = "|".join(regex.escape(t) for t in sorted(allowed, key=len, reverse=True))
+        ids: list[int] = []
+        start = 0
+        for found in regex.finditer(specials_regex, text):
+            ids.extend(self.encode_ordinary(text[start : found.start()]))
+            ids.append(self.special_tokens[found.group()])
+            start = found.end()
+        ids.extend(self.encode_ordinary(text[start:]))
+        return ids
+
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The bytes that `ids` stand for. An unknown id raises ValueError."""
+        try:
+            return b"".join(self.vocab[token_id] for token_id in ids)
+        except KeyError as error:
+            raise ValueError(
+                f"unknown token id {error.args[0]!r}: this tokenizer has ids "
+                f"{min(self.vocab)}..{max(self.vocab)} ({len(self.vocab)} tokens)"
+            ) from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Turn ids back into text. Bytes that are not valid UTF-8 become '\ufffd', as in tiktoken.
+
+        Ids can end in the middle of a character: "é" is the two bytes C3 A9, and decoding
+        only the id of C3 gives '\ufffd' instead of an error.
+        """
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    # ---- saving and loading ------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Write the tokenizer to a JSON file a person can read: one merge per line, with its text.
+
+            {"format": "course_lib.bpe.v1", "pattern": "...", "byte_ids": [0, 1, ..., 255],
+             "merges": [
+              [97, 97, 256, "aa"],
+              ...],
+             "special_tokens": {"<|endoftext|>": 4095}}
+
+        A merge [a, b, new_id, text] says "a followed by b becomes new_id", and text shows the
+        new token (bytes that are not valid UTF-8 as \\x escapes); `load` ignores the text.
+        """
+
+        def readable(token: bytes) -> str:
+            return token.decode("utf-8", errors="backslashreplace")
+
+        dump = lambda value: json.dumps(value, ensure_ascii=False)  # noqa: E731
+        merge_lines = ",\n".join(
+            f"  {dump([a, b, new_id, readable(self.vocab[new_id])])}" for (a, b), new_id in self.merges.items()
+        )
+        text = (
+            f"{{\n"
+            f'"format": {dump(FILE_FORMAT)},\n'
+            f'"pattern": {dump(self.pattern)},\n'
+            f'"byte_ids": {dump(self.byte_ids)},\n'
+            f'"merges": [\n{merge_lines}\n],\n'
+            f'"special_tokens": {dump(self.special_tokens)}\n'
+            f"}}\n"
+        )
+        Path(path).write_text(text, encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> BPETokenizer:
+        """Read a tokenizer written by `save`; it encodes exactly like the one that was saved."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
+            raise ValueError(f"{path} is not a tokenizer saved by BPETokenizer.save (format {FILE_FORMAT!r})")
+        tokenizer = cls(pattern=data["pattern"])
+        merges = {(a, b): new_id for a, b, new_id, *_text in data["merges"]}
+        tokenizer._set_state(data["byte_ids"], merges, data["special_tokens"])
+        return tokenizer
+
+    # ---- tiktoken ----------------------------------------------------------------------------
+
+    def to_tiktoken(self, name: str = "course-bpe") -> tiktoken.Encoding:
+        """The same tokenizer as a `tiktoken.Encoding` (fast, in Rust); it gives identical ids."""
+        from .tiktoken_bridge import to_tiktoken
+
+        return to_tiktoken(self, name)
+
+    @classmethod
+    def from_tiktoken(cls, encoding: str | tiktoken.Encoding) -> BPETokenizer:
+        """Rebuild a tiktoken encoding ("cl100k_base", ...) as merges; it encodes with tiktoken's ids."""
+        from .tiktoken_bridge import from_tiktoken
+
+        return from_tiktoken(encoding)

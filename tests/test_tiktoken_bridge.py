@@ -1,0 +1,193 @@
+"""Tests for course_lib.tokenization.tiktoken_bridge: the course's BPE against OpenAI's tiktoken.
+
+The reference is tiktoken itself: its encodings' ids, its decoding, its special-token rules.
+Recovering the merges of o200k_base takes a few seconds; it is done once per test session.
+"""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+import tiktoken
+
+from course_lib.data import load_text
+from course_lib.tokenization import (
+    GPT2_SPLIT_PATTERN,
+    GPT4_SPLIT_PATTERN,
+    GPT4O_SPLIT_PATTERN,
+    BPETokenizer,
+    from_tiktoken,
+    recover_merge,
+    tiktoken_bridge,
+)
+from test_bpe import TEXT_ZOO
+
+ENCODINGS = ["r50k_base", "cl100k_base", "o200k_base"]
+
+
+@pytest.fixture(scope="module")
+def shakespeare() -> str:
+    return load_text("tinyshakespeare")
+
+
+@pytest.fixture(scope="module", params=ENCODINGS)
+def pair(request) -> tuple[BPETokenizer, tiktoken.Encoding]:
+    """(merges recovered by course_lib, tiktoken's own encoding) for each encoding."""
+    return BPETokenizer.from_tiktoken(request.param), tiktoken.get_encoding(request.param)
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern"),
+    [("r50k_base", GPT2_SPLIT_PATTERN), ("cl100k_base", GPT4_SPLIT_PATTERN), ("o200k_base", GPT4O_SPLIT_PATTERN)],
+)
+def test_split_patterns_are_tiktokens(name, pattern):
+    assert tiktoken.get_encoding(name)._pat_str == pattern
+
+
+def test_docstring_examples_hold():
+    assert doctest.testmod(tiktoken_bridge).failed == 0
+
+
+# ---- from_tiktoken ------------------------------------------------------------------------
+
+
+def test_recover_merge_by_hand():
+    # ranks a=0 b=1 c=2 ab=3 abc=4: BPE on "abc" with ranks < 4 gives [ab, c], so abc = ab + c.
+    ranks = {b"a": 0, b"b": 1, b"c": 2, b"ab": 3, b"abc": 4}
+    assert recover_merge(ranks, b"abc", 4) == (b"ab", b"c")
+    # With bc ranked below ab, the replay makes "bc" first, and abc = a + bc.
+    ranks = {b"a": 0, b"b": 1, b"c": 2, b"bc": 3, b"ab": 4, b"abc": 5}
+    assert recover_merge(ranks, b"abc", 5) == (b"a", b"bc")
+    with pytest.raises(ValueError, match="cannot be built"):
+        recover_merge({b"a": 0, b"b": 1, b"c": 2, b"abc": 3}, b"abc", 3)
+
+
+def test_recovered_tokenizer_has_tiktokens_vocabulary(pair):
+    tok, enc = pair
+    assert tok.pattern == enc._pat_str
+    assert tok.special_tokens == enc._special_tokens
+    assert len(tok.merges) == len(enc._mergeable_ranks) - 256
+    assert {token: i for i, token in tok.vocab.items() if i not in enc._special_tokens.values()} == enc._mergeable_ranks
+    assert list(tok.merges.values()) == sorted(tok.merges.values())  # merges in rank order
+
+
+@pytest.mark.parametrize("text", TEXT_ZOO)
+def test_recovered_encoders_give_tiktokens_ids(pair, text):
+    tok, enc = pair
+    assert tok.encode(text) == enc.encode(text)
+    assert tok.decode(enc.encode(text)) == text
+
+
+def test_recovered_encoders_on_shakespeare_and_mixed_text(pair, shakespeare):
+    tok, enc = pair
+    text = shakespeare[:30_000] + "\n".join(TEXT_ZOO) * 3 + "   \n\n  "
+    assert tok.encode(text) == enc.encode(text)
+
+
+def test_recovered_special_tokens(pair):
+    tok, enc = pair
+    for token in enc.special_tokens_set:
+        text = f"before{token} after"
+        assert tok.encode(text, allowed_special="all") == enc.encode(text, allowed_special="all")
+        assert tok.encode(text, disallowed_special=()) == enc.encode(text, disallowed_special=())
+        with pytest.raises(ValueError):
+            enc.encode(text)
+        with pytest.raises(ValueError, match="allowed_special"):
+            tok.encode(text)
+
+
+def test_from_tiktoken_accepts_an_encoding_and_gives_independent_copies():
+    first = from_tiktoken(tiktoken.get_encoding("r50k_base"))
+    second = BPETokenizer.from_tiktoken("r50k_base")
+    assert first is not second and first.merges == second.merges
+    first.train("abc abc", vocab_size=257)  # retraining one must not change the other
+    assert len(second.merges) == 50_000
+
+
+def test_r50k_numbers_bytes_differently():
+    tok = BPETokenizer.from_tiktoken("r50k_base")
+    assert tok.byte_ids[ord("!")] == 0 and tok.byte_ids[0] == 188  # GPT-2's printable bytes come first
+
+
+# ---- cl100k_base: special tokens and split characters, tiktoken as the reference -----------
+
+CL100K_CASES = [
+    ("<|endoftext|>", set(), "all"),
+    ("<|endoftext|>", "all", "all"),
+    ("<|endoftext|>", set(), set()),
+    ("a<|fim_prefix|>b<|fim_middle|>c<|fim_suffix|>d", "all", "all"),
+    ("a<|fim_prefix|>b<|fim_middle|>c<|fim_suffix|>d", {"<|fim_prefix|>"}, "all"),
+    ("a<|fim_prefix|>b<|fim_middle|>c<|fim_suffix|>d", {"<|fim_prefix|>"}, set()),
+    ("a<|fim_prefix|>b<|fim_middle|>c<|fim_suffix|>d", set(), {"<|fim_middle|>"}),
+    ("x<|endofprompt|>y<|endoftext|>", {"<|endofprompt|>"}, {"<|endoftext|>"}),
+    ("x<|endofprompt|>y<|endoftext|>", {"<|endofprompt|>", "<|endoftext|>"}, "all"),
+    ("<|endoftext|>", {"<|endoftext|>"}, {"<|endoftext|>"}),  # disallowing wins, as in tiktoken
+    ("<|endoftext", set(), "all"),  # an unfinished special token is just text
+]
+
+
+@pytest.mark.parametrize(("text", "allowed", "disallowed"), CL100K_CASES)
+def test_cl100k_special_token_rules(text, allowed, disallowed):
+    tok, enc = BPETokenizer.from_tiktoken("cl100k_base"), tiktoken.get_encoding("cl100k_base")
+    try:
+        expected = enc.encode(text, allowed_special=allowed, disallowed_special=disallowed)
+    except ValueError:
+        with pytest.raises(ValueError, match="allowed_special"):
+            tok.encode(text, allowed_special=allowed, disallowed_special=disallowed)
+    else:
+        assert tok.encode(text, allowed_special=allowed, disallowed_special=disallowed) == expected
+
+
+def test_cl100k_decoding_of_split_characters():
+    tok, enc = BPETokenizer.from_tiktoken("cl100k_base"), tiktoken.get_encoding("cl100k_base")
+    ids = enc.encode("é🙂 你好 👨‍👩‍👧 नमस्ते")
+    for stop in range(len(ids) + 1):
+        for start in range(stop):
+            assert tok.decode(ids[start:stop]) == enc.decode(ids[start:stop])
+
+
+def test_recovered_tokenizer_saves_and_loads(tmp_path):
+    tok = BPETokenizer.from_tiktoken("r50k_base")  # permuted byte ids must survive the file
+    tok.save(tmp_path / "r50k.json")
+    loaded = BPETokenizer.load(tmp_path / "r50k.json")
+    enc = tiktoken.get_encoding("r50k_base")
+    assert loaded.byte_ids == tok.byte_ids and list(loaded.merges.items()) == list(tok.merges.items())
+    for text in TEXT_ZOO:
+        assert loaded.encode(text) == enc.encode(text)
+
+
+# ---- to_tiktoken --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(shakespeare) -> BPETokenizer:
+    tok = BPETokenizer()
+    tok.train(shakespeare[:200_000], vocab_size=1024, special_tokens=["<|endoftext|>"])
+    return tok
+
+
+def test_to_tiktoken_gives_identical_ids(trained, shakespeare):
+    enc = trained.to_tiktoken()
+    assert enc.n_vocab == 1024
+    for start in (0, 300_000, 700_000, 1_000_000):
+        text = shakespeare[start : start + 50_000]
+        assert trained.encode(text) == enc.encode(text)
+    for text in TEXT_ZOO + ["one<|endoftext|>two"]:
+        assert trained.encode(text, allowed_special="all") == enc.encode(text, allowed_special="all")
+        assert trained.decode(enc.encode(text, disallowed_special=())) == text
+
+
+def test_to_tiktoken_without_pre_splitting(shakespeare):
+    tok = BPETokenizer(pattern=None)
+    tok.train(shakespeare[:5_000], vocab_size=300)
+    enc = tok.to_tiktoken()
+    for text in [shakespeare[5_000:7_000], "aaabdaaabac", "   trailing \n", ""]:
+        assert tok.encode(text) == enc.encode(text)
+
+
+def test_to_tiktoken_refuses_two_ids_with_the_same_bytes():
+    tok = BPETokenizer(pattern=None)
+    tok._set_state(list(range(256)), {(97, 98): 256, (256, 99): 257, (98, 99): 258, (97, 258): 259}, {})
+    with pytest.raises(ValueError, match="both stand for b'abc'"):
+        tok.to_tiktoken()
