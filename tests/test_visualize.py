@@ -168,3 +168,14 @@ def test_works_with_course_bpe_tokenizer():
 def test_rejects_objects_that_are_not_tokenizers():
     with pytest.raises(TypeError, match="tiktoken.Encoding or a course_lib BPETokenizer"):
         show_tokens("hi", object())
+
+
+def test_course_tokenizer_rebuilt_from_tiktoken_shows_the_same_tokens():
+    # cl100k_base numbers its bytes differently from 0..255, so the bytes must come from vocab.
+    enc = tiktoken.get_encoding("cl100k_base")
+    text = "Llama 🦙 says 你好世界 and <b>hi</b>"
+    ours = show_tokens(text, BPETokenizer.from_tiktoken(enc))
+    theirs = show_tokens(text, enc)
+    assert ours.ids == enc.encode(text)
+    assert ours.tokens == theirs.tokens
+    assert ours.spans == theirs.spans

@@ -52,7 +52,7 @@ def token_text(token: bytes) -> str:
     """Readable text of one token's bytes; bytes that are not valid UTF-8 alone appear as <0x..>.
 
     token_text(b" world") -> " world"
-    token_text(b"\\xf0\\x9f") -> "<0xF0><0x9F>"   (the first half of an emoji)
+    token_text(b"\\xf0\\x9f") -> "<0xF0><0x9F>"   (the first two of the four bytes of an emoji)
     """
     return token.decode("utf-8", errors="course_lib_hex")
 
