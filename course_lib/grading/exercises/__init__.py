@@ -1,0 +1,42 @@
+"""The registry: exercise name -> its checks. The only exercise-specific part of grading.
+
+    >>> [check.name for check in checks_for("01_bpe", "merge")][:1]
+    ['merge replaces non-overlapping pairs']
+    >>> task_points("01_bpe")["merge"]
+    4
+
+A notebook's check cell for task T is worth exactly task_points(exercise)[T] (tests keep the
+two equal), so nbgrader's partial credit and this registry always agree.
+"""
+
+from __future__ import annotations
+
+from course_lib.grading.checks import Check
+from course_lib.grading.exercises import bpe
+
+EXERCISES: dict[str, list[Check]] = {
+    "01_bpe": bpe.CHECKS,
+}
+
+
+def checks_for(exercise: str, task: str | None = None) -> list[Check]:
+    """The checks of `exercise`, in order; only those grading `task` if it is given."""
+    if exercise not in EXERCISES:
+        raise KeyError(f"unknown exercise {exercise!r}; the exercises are {sorted(EXERCISES)}")
+    checks = EXERCISES[exercise]
+    if task is not None and task not in tasks(exercise):
+        raise KeyError(f"exercise {exercise!r} has no task {task!r}; its tasks are {tasks(exercise)}")
+    return [check for check in checks if task is None or check.task == task]
+
+
+def tasks(exercise: str) -> list[str]:
+    """The learner's functions that `exercise` grades, in the order the notebook asks for them."""
+    return list(dict.fromkeys(check.task for check in EXERCISES[exercise]))
+
+
+def task_points(exercise: str) -> dict[str, float]:
+    """Points per task: what each of the notebook's check cells is worth."""
+    points: dict[str, float] = {}
+    for check in checks_for(exercise):
+        points[check.task] = points.get(check.task, 0) + check.points
+    return points

@@ -1,0 +1,345 @@
+"""Exercise 01_bpe: the solution passes every check, the released stub passes none, and typical
+mistakes lose the points of the checks that name them.
+
+References: the visible checks compare with values worked out by hand (in the check definitions
+and the notebook's text); the hidden ones with course_lib.tokenization and tiktoken.
+"""
+
+import json
+import pickle
+import time
+from pathlib import Path
+
+import pytest
+import regex
+import tiktoken
+
+from course_lib.grading import check_task, checks_for, load_namespace, run_checks, task_points, tasks
+from course_lib.grading.checks import CheckFailure, collect, format_report, judge, to_plain
+from course_lib.grading.notebook import graded_cells, read_notebook
+from course_lib.tokenization.patterns import GPT4_SPLIT_PATTERN
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTION = REPO / "solutions" / "01_bpe" / "bpe.ipynb"
+RELEASE = REPO / "exercises" / "01_bpe" / "bpe.ipynb"
+CHECKS = checks_for("01_bpe")
+
+
+@pytest.fixture(scope="module")
+def solution_namespace() -> dict:
+    namespace, problems = load_namespace(SOLUTION)
+    assert problems == []
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def submission_results(submission: Path) -> dict:
+    namespace, problems = load_namespace(submission)
+    results = {result.name: result for result in run_checks(namespace, "01_bpe")}
+    return {"problems": problems, "results": results}
+
+
+# ---- the check definitions ------------------------------------------------------------------
+
+
+def test_checks_are_well_formed() -> None:
+    names = [check.name for check in CHECKS]
+    assert len(names) == len(set(names)), "check names must be unique"
+    assert tasks("01_bpe") == ["get_pair_counts", "merge", "train_bpe", "encode", "decode"]
+    for task in tasks("01_bpe"):
+        task_checks = checks_for("01_bpe", task)
+        assert len(task_checks) >= 3, task
+        assert {check.visibility for check in task_checks} == {"visible", "hidden"}, task
+
+
+def test_calls_and_references_can_cross_a_process_boundary() -> None:
+    # A sandbox ships `call` to the learner's process by name and gets plain data back.
+    for check in CHECKS:
+        assert pickle.loads(pickle.dumps(check.call)).func is check.call.func
+        expected = check.reference()
+        assert json.loads(json.dumps(to_plain(expected))) == to_plain(expected), check.name
+
+
+def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
+    # nbgrader takes the value of a check cell as its partial credit; it must not exceed the
+    # cell's points, and a full score must fill them.
+    points = {}
+    for cell in read_notebook(SOLUTION)["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("grade"):
+            source = "".join(cell["source"])
+            task = regex.search(r'check_task\(globals\(\), "01_bpe", "(\w+)"\)', source).group(1)
+            points[task] = meta["points"]
+    assert points == task_points("01_bpe")
+    assert sum(points.values()) == 22
+
+
+def test_notebook_pattern_is_gpt4s() -> None:
+    namespace, _ = load_namespace(SOLUTION)
+    assert namespace["GPT4_SPLIT_PATTERN"] == GPT4_SPLIT_PATTERN
+    assert namespace["GPT4_SPLIT_PATTERN"] == tiktoken.get_encoding("cl100k_base")._pat_str
+
+
+def test_extraction_runs_answer_and_setup_cells_only() -> None:
+    cells = graded_cells(read_notebook(SOLUTION))
+    assert [(cell.kind, cell.grade_id) for cell in cells] == [
+        ("setup", "setup"),
+        ("answer", "get_pair_counts"),
+        ("answer", "merge"),
+        ("answer", "train_bpe"),
+        ("answer", "encode"),
+        ("answer", "decode"),
+    ]
+    namespace, _ = load_namespace(SOLUTION)
+    assert "shakespeare" not in namespace  # the closing demo cell did not run
+    assert "check_task" not in namespace  # nor did the check cells
+
+
+# ---- the submission (the solution by default) passes everything ------------------------------
+
+
+def test_submission_runs_without_problems(submission_results: dict) -> None:
+    assert submission_results["problems"] == []
+
+
+@pytest.mark.parametrize("name", [check.name for check in CHECKS])
+def test_submission_passes(submission_results: dict, name: str) -> None:
+    result = submission_results["results"][name]
+    assert result.passed, result.message
+    assert result.score == result.points
+
+
+def test_solution_checks_are_fast(solution_namespace: dict) -> None:
+    # The solution's train_bpe is the simple full-recount version a learner writes; each check,
+    # once its inputs are cached, must stay far below the "a second or two" a learner may wait.
+    run_checks(solution_namespace, "01_bpe")  # warm the caches (cl100k, Tiny Shakespeare)
+    for check in CHECKS:
+        start = time.perf_counter()
+        collect(check, solution_namespace)
+        assert time.perf_counter() - start < 0.5, check.name
+
+
+# ---- the released stub fails everything, cleanly --------------------------------------------
+
+
+def test_release_scores_zero() -> None:
+    namespace, problems = load_namespace(RELEASE)
+    assert problems == []  # the stubs define the functions; calling them raises
+    start = time.perf_counter()
+    results = run_checks(namespace, "01_bpe")
+    assert time.perf_counter() - start < 5
+    assert len(results) == len(CHECKS)
+    for result in results:
+        assert not result.passed and result.score == 0, result.name
+        assert "raised NotImplementedError" in result.message, result.message
+
+
+# ---- typical mistakes -----------------------------------------------------------------------
+
+WRONG = {
+    "merge scanning from the right": (
+        """
+def merge(ids, pair, new_id):
+    merged, i = [], len(ids) - 1
+    while i >= 0:
+        if i > 0 and (ids[i - 1], ids[i]) == pair:
+            merged.append(new_id)
+            i -= 2
+        else:
+            merged.append(ids[i])
+            i -= 1
+    return merged[::-1]
+""",
+        {"merge scans runs of the same id from left to right", "merge on a long random sequence with many overlaps"},
+    ),
+    "merge that changes its input": (
+        """
+def merge(ids, pair, new_id):
+    i = 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == pair:
+            ids[i : i + 2] = [new_id]
+        i += 1
+    return ids
+""",
+        {"merge handles pairs at both ends and leaves its input unchanged"},
+    ),
+    "train_bpe breaking ties by first occurrence": (
+        """
+def train_bpe(text, vocab_size):
+    chunks = [list(c.encode("utf-8")) for c in regex.findall(GPT4_SPLIT_PATTERN, text)]
+    merges = []
+    for new_id in range(256, vocab_size):
+        counts = {}
+        for chunk in chunks:
+            for pair, n in get_pair_counts(chunk).items():
+                counts[pair] = counts.get(pair, 0) + n
+        best = max(counts, key=counts.get)
+        chunks = [merge(chunk, best, new_id) for chunk in chunks]
+        merges.append(best)
+    return merges
+""",
+        {"train_bpe learns merges in order and breaks ties by the smallest pair"},
+    ),
+    "train_bpe counting across chunks": (
+        """
+def train_bpe(text, vocab_size):
+    ids = list(text.encode("utf-8"))
+    merges = []
+    for new_id in range(256, vocab_size):
+        counts = get_pair_counts(ids)
+        best = min(counts, key=lambda p: (-counts[p], p))
+        ids = merge(ids, best, new_id)
+        merges.append(best)
+    return merges
+""",
+        {"train_bpe counts pairs only inside chunks", "train_bpe on a slice of Tiny Shakespeare"},
+    ),
+    "encode without chunks": (
+        """
+def encode(text, merges):
+    ids = list(text.encode("utf-8"))
+    for i, pair in enumerate(merges):
+        ids = merge(ids, pair, 256 + i)
+    return ids
+""",
+        {"encode never merges across chunks"},
+    ),
+    "decode without errors='replace'": (
+        """
+def decode(ids, merges):
+    vocab = {i: bytes([i]) for i in range(256)}
+    for i, (a, b) in enumerate(merges):
+        vocab[256 + i] = vocab[a] + vocab[b]
+    return b"".join(vocab[i] for i in ids).decode("utf-8")
+""",
+        {"decode replaces invalid UTF-8 with U+FFFD", "decode handles tokens that split characters, like tiktoken"},
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", list(WRONG))
+def test_mistake_loses_points_of_the_checks_it_breaks(solution_namespace: dict, mistake: str) -> None:
+    source, must_fail = WRONG[mistake]
+    namespace = dict(solution_namespace)
+    exec(source, namespace)
+    results = run_checks(namespace, "01_bpe")
+    failed = {result.name for result in results if not result.passed}
+    assert must_fail <= failed, f"{mistake}: failed only {failed}"
+    assert sum(r.score for r in results) <= 22 - sum(c.points for c in CHECKS if c.name in must_fail)
+    report = format_report(results, "01_bpe")
+    for name in must_fail:
+        assert f"FAIL {name}" in report or f"FAIL [hidden] {name}" in report
+
+
+def test_decode_mistake_message_says_what_happened(solution_namespace: dict) -> None:
+    namespace = dict(solution_namespace)
+    exec(WRONG["decode without errors='replace'"][0], namespace)
+    (result,) = [r for r in run_checks(namespace, "01_bpe", "decode") if r.name.startswith("decode replaces")]
+    assert result.message.startswith("Called decode([128], [])")
+    assert "raised UnicodeDecodeError" in result.message
+
+
+def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict) -> None:
+    namespace = dict(solution_namespace)
+    exec(WRONG["train_bpe counting across chunks"][0], namespace)
+    (check,) = [c for c in CHECKS if c.name == "train_bpe on a slice of Tiny Shakespeare"]
+    result = judge(check, collect(check, namespace))
+    expected = to_plain(check.reference())
+    assert not result.passed
+    assert result.message == (
+        "Called train_bpe(<3,000 characters of Tiny Shakespeare>, 296): the result differs from the reference."
+    )
+    assert repr(expected[:3])[1:-1] not in format_report([result], "01_bpe")
+
+
+def test_visible_failure_shows_expected_got_and_first_difference(solution_namespace: dict) -> None:
+    namespace = dict(solution_namespace)
+    exec(WRONG["merge scanning from the right"][0], namespace)
+    (check,) = [c for c in CHECKS if c.name == "merge scans runs of the same id from left to right"]
+    result = judge(check, collect(check, namespace))
+    assert result.message == (
+        "Called merge([1, 1, 1], (1, 1), 256), merge([1, 1, 1, 1], (1, 1), 256):\n"
+        "  expected [[256, 1], [256, 256]]\n"
+        "  got      [[1, 256], [256, 256]]\n"
+        "  first difference at index 0: expected [256, 1], got [1, 256]"
+    )
+
+
+# ---- hostile or broken code never crashes the run -------------------------------------------
+
+
+class _EqualsEverything(list):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("raise SystemExit(3)", "raised SystemExit: 3"),
+        ("return (5, 6, 99, 9)", "merge should return a list of ints, got tuple"),
+        ("return [5, 6, 99.0, 9]", "merge should return a list of ints, but it contains 99.0"),
+        ("return [5, 6, True, 9]", "merge should return a list of ints, but it contains True"),
+        ("print('debug', file=sys.stderr); return []", "your code printed: 'debug\\n'"),
+        ("return merge(ids, pair, new_id)", "raised RecursionError"),
+    ],
+)
+def test_broken_merge_gets_a_clear_message(body: str, message: str) -> None:
+    namespace: dict = {}
+    exec(f"import sys\ndef merge(ids, pair, new_id):\n    {body}\n", namespace)
+    results = run_checks(namespace, "01_bpe", "merge")
+    assert all(result.score == 0 for result in results)
+    assert message in results[0].message
+
+
+def test_a_lying_return_value_does_not_pass() -> None:
+    # A list subclass whose == always says True must not cross: only exact plain types do.
+    check = checks_for("01_bpe", "merge")[0]
+    outcome = collect(check, {"merge": lambda ids, pair, new_id: _EqualsEverything([0])})
+    assert outcome.value == [[0]] and type(outcome.value[0]) is list
+    assert not judge(check, outcome).passed
+    with pytest.raises(CheckFailure):
+        to_plain(_EqualsEverything())
+
+
+def test_missing_function_and_interrupt() -> None:
+    results = run_checks({}, "01_bpe", "encode")
+    assert "no function named `encode` is defined" in results[0].message
+    namespace: dict = {}
+    exec("def decode(ids, merges):\n    raise KeyboardInterrupt\n", namespace)
+    first, *rest = run_checks(namespace, "01_bpe", "decode")
+    assert "was interrupted" in first.message
+    assert all(r.message.startswith("Not run: an earlier check") for r in rest)
+
+
+def test_check_task_prints_a_report_and_returns_the_score(solution_namespace: dict, capsys) -> None:
+    namespace = dict(solution_namespace)
+    exec(WRONG["train_bpe counting across chunks"][0], namespace)
+    score = check_task(namespace, "01_bpe", "train_bpe")
+    printed = capsys.readouterr()
+    assert printed.err == ""  # nbgrader scores a cell that writes to stderr as 0
+    assert type(score) is float and 0 < score < task_points("01_bpe")["train_bpe"]
+    assert printed.out.startswith(f"01_bpe · train_bpe: {score:g} / 6 points\n")
+    assert "  PASS train_bpe learns merges in order and breaks ties by the smallest pair (1/1)\n" in printed.out
+    assert "  FAIL train_bpe counts pairs only inside chunks (0/1)\n" in printed.out
+    assert "  FAIL [hidden] train_bpe on a slice of Tiny Shakespeare (0/2)\n" in printed.out
+
+
+def test_broken_answer_cells_are_reported_and_the_rest_still_runs(tmp_path: Path) -> None:
+    notebook = read_notebook(SOLUTION)
+    for cell in notebook["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "merge":
+            cell["source"] = "%time x = 1\ndef merge(ids, pair, new_id)\n    return ids\n"
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "decode":
+            cell["source"] = "!echo hi\nraise SystemExit('stop')\n"
+    path = tmp_path / "broken.ipynb"
+    path.write_text(json.dumps(notebook))
+    namespace, problems = load_namespace(path)
+    assert problems == [
+        "answer cell 'merge' (cell 11) has a syntax error: expected ':' (line 2)",
+        "answer cell 'decode' (cell 26) raised SystemExit: stop (line 2)",
+    ]
+    assert "merge" not in namespace and "encode" in namespace
+    outcome = collect(checks_for("01_bpe", "merge")[0], namespace)
+    assert outcome.error.startswith("no function named `merge` is defined")

@@ -1,0 +1,72 @@
+"""The learner notebooks in exercises/ are exactly what nbgrader generates from solutions/.
+
+Each assignment is generated again, by nbgrader itself, into a temporary course folder (a copy of
+nbgrader_config.py and solutions/), and compared with the committed release, cell by cell. So an
+edit to a solution that was not followed by
+
+    nbgrader generate_assignment <assignment> --force
+
+fails here, and a hand edit of exercises/ does too.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ASSIGNMENTS = sorted(path.name for path in (REPO / "solutions").iterdir() if any(path.glob("*.ipynb")))
+
+
+def comparable(path: Path) -> dict:
+    """A notebook without what may change between two generations of the same source: cell
+    outputs and execution counts (nbgrader clears them anyway) and the notebook-level metadata
+    other than the kernel (Jupyter stamps versions there)."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        "kernelspec": notebook["metadata"].get("kernelspec"),
+        "cells": [
+            {
+                "cell_type": cell["cell_type"],
+                "source": "".join(cell["source"]),
+                "metadata": cell.get("metadata", {}),
+            }
+            for cell in notebook["cells"]
+        ],
+    }
+
+
+def test_every_solution_has_a_release() -> None:
+    assert ASSIGNMENTS == sorted(path.name for path in (REPO / "exercises").iterdir() if path.is_dir())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_is_generated_from_solution(assignment: str, tmp_path: Path) -> None:
+    course = tmp_path / "course"
+    course.mkdir()
+    shutil.copy(REPO / "nbgrader_config.py", course)  # its root is the folder it sits in
+    shutil.copytree(REPO / "solutions" / assignment, course / "solutions" / assignment)
+    # nbgrader runs `alembic` (the gradebook's migrations) as a subprocess, found on PATH.
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+    generated = sorted(path.relative_to(course / "exercises") for path in (course / "exercises").rglob("*.ipynb"))
+    committed = sorted(path.relative_to(REPO / "exercises") for path in (REPO / "exercises" / assignment).rglob("*.ipynb"))
+    assert generated == committed
+    for notebook in generated:
+        assert comparable(REPO / "exercises" / notebook) == comparable(course / "exercises" / notebook), (
+            f"exercises/{notebook} differs from what nbgrader generates from solutions/: run "
+            f"`nbgrader generate_assignment {assignment} --force` from the repository root"
+        )
