@@ -278,6 +278,8 @@ def test_special_token_ids_and_error_message(trained):
         trained.encode("hi<|endoftext|>")
     with pytest.raises(ValueError, match="not special tokens of this tokenizer"):
         trained.encode("hi", allowed_special={"<|typo|>"})
+    with pytest.raises(ValueError, match="takes a set of special tokens"):
+        trained.encode("hi", allowed_special="<|endoftext|>")
 
 
 # ---- saving and loading -------------------------------------------------------------------
@@ -294,7 +296,7 @@ def test_save_load_round_trip(tmp_path, shakespeare, pattern):
     assert loaded.vocab == tok.vocab
     assert loaded.pattern == tok.pattern and loaded.byte_ids == tok.byte_ids
     assert loaded.special_tokens == tok.special_tokens
-    for text in TEXT_ZOO + [shakespeare[50_000:60_000] + "<|endoftext|>"]:
+    for text in TEXT_ZOO + [shakespeare[50_000:53_000] + "<|endoftext|>"]:
         assert loaded.encode(text, allowed_special="all") == tok.encode(text, allowed_special="all")
 
 

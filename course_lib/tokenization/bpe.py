@@ -21,6 +21,7 @@ each occurs, and after each merge it only revisits the chunks that contain the m
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import warnings
@@ -207,7 +208,7 @@ class BPETokenizer:
         for text, token_id in self.special_tokens.items():
             self.vocab[token_id] = text.encode("utf-8")
         self._split_regex = None if self.pattern is None else regex.compile(self.pattern)
-        self._chunk_cache: dict[bytes, list[int]] = {}
+        self._chunk_cache: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
         """The vocabulary size: bytes, merges and special tokens."""
@@ -292,6 +293,8 @@ class BPETokenizer:
         """Resolve "all" and check that every name is one of this tokenizer's special tokens."""
         if tokens == "all":
             return set(self.special_tokens)
+        if isinstance(tokens, str):
+            raise ValueError(f'{argument} takes a set of special tokens, e.g. {{{tokens!r}}}, or "all"')
         unknown = set(tokens) - set(self.special_tokens)
         if unknown:
             raise ValueError(
@@ -311,7 +314,8 @@ class BPETokenizer:
         Special-token text that is allowed becomes its special id. Special-token text that is
         disallowed raises ValueError (by default every special token not allowed is disallowed,
         so that text from users cannot smuggle in control tokens). Special tokens that are
-        neither are encoded as ordinary text.
+        neither are encoded as ordinary text. Unlike tiktoken, naming a token that is not one of
+        this tokenizer's special tokens raises ValueError instead of being ignored (a typo).
 
             tok.encode("hi<|endoftext|>")                            -> ValueError
             tok.encode("hi<|endoftext|>", allowed_special="all")     -> [..., id of <|endoftext|>]
@@ -330,7 +334,7 @@ class BPETokenizer:
                     f"the text contains the special token {token!r}, which is disallowed. To encode "
                     f"it as the special token, pass allowed_special={{{token!r}}} (or "
                     f'allowed_special="all"); to encode it as ordinary text, pass '
-                    f"disallowed_special=() "
+                    f"disallowed_special=()."
                 )
         if not allowed:
             return self.encode_ordinary(text)
@@ -381,7 +385,7 @@ class BPETokenizer:
         def readable(token: bytes) -> str:
             return token.decode("utf-8", errors="backslashreplace")
 
-        dump = lambda value: json.dumps(value, ensure_ascii=False)  # noqa: E731
+        dump = functools.partial(json.dumps, ensure_ascii=False)  # show "é", not "\\u00e9"
         merge_lines = ",\n".join(
             f"  {dump([a, b, new_id, readable(self.vocab[new_id])])}" for (a, b), new_id in self.merges.items()
         )

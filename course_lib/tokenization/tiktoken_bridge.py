@@ -14,6 +14,17 @@ parts, and those two parts are the merge that made the token.
 
 `to_tiktoken` goes the other way: the vocabulary (bytes -> id) is exactly tiktoken's mergeable
 ranks, because our ids also grow with merge order.
+
+Two ways to choose the next merge. `BPETokenizer` applies, inside a chunk, the pair whose merge
+was learned first (the lowest merge id, as minbpe does). tiktoken merges the adjacent parts whose
+concatenated bytes form the lowest-ranked token, and takes a chunk that is itself a token in one
+piece. They could only disagree if some token's bytes could also be reached from a pair of parts
+other than the merge that made it. Measured, they never did: identical ids on all of Tiny
+Shakespeare and on 6.7 MB of text in 70 languages (Sphinx's translation catalogues), for
+tokenizers trained by course_lib (GPT-2, GPT-4 and GPT-4o patterns; 4096 and 8192 tokens) and for
+the merges recovered from r50k_base, cl100k_base and o200k_base; identical ids in 400 random
+trainings on tiny alphabets ("aab", "ab\n", ...) meant to provoke a difference; and every token of
+the three tiktoken vocabularies encodes to itself. The tests keep checking this.
 """
 
 from __future__ import annotations
