@@ -25,6 +25,11 @@ RELEASE = REPO / "exercises" / "01_bpe" / "bpe.ipynb"
 CHECKS = checks_for("01_bpe")
 
 
+def check_named(name: str):
+    (check,) = [check for check in CHECKS if check.name == name]
+    return check
+
+
 @pytest.fixture(scope="module")
 def solution_namespace() -> dict:
     namespace, problems = load_namespace(SOLUTION)
@@ -150,7 +155,10 @@ def merge(ids, pair, new_id):
             i -= 1
     return merged[::-1]
 """,
-        {"merge scans runs of the same id from left to right", "merge on a long random sequence with many overlaps"},
+        {
+            "merge scans runs of the same id from left to right",
+            "merge on a long random sequence with many overlaps",
+        },
     ),
     "merge that changes its input": (
         """
@@ -213,7 +221,10 @@ def decode(ids, merges):
         vocab[256 + i] = vocab[a] + vocab[b]
     return b"".join(vocab[i] for i in ids).decode("utf-8")
 """,
-        {"decode replaces invalid UTF-8 with U+FFFD", "decode handles tokens that split characters, like tiktoken"},
+        {
+            "decode replaces invalid UTF-8 with U+FFFD",
+            "decode handles tokens that split characters, like tiktoken",
+        },
     ),
 }
 
@@ -235,7 +246,8 @@ def test_mistake_loses_points_of_the_checks_it_breaks(solution_namespace: dict, 
 def test_decode_mistake_message_says_what_happened(solution_namespace: dict) -> None:
     namespace = dict(solution_namespace)
     exec(WRONG["decode without errors='replace'"][0], namespace)
-    (result,) = [r for r in run_checks(namespace, "01_bpe", "decode") if r.name.startswith("decode replaces")]
+    check = check_named("decode replaces invalid UTF-8 with U+FFFD")
+    result = judge(check, collect(check, namespace))
     assert result.message.startswith("Called decode([128], [])")
     assert "raised UnicodeDecodeError" in result.message
 
@@ -243,7 +255,7 @@ def test_decode_mistake_message_says_what_happened(solution_namespace: dict) -> 
 def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict) -> None:
     namespace = dict(solution_namespace)
     exec(WRONG["train_bpe counting across chunks"][0], namespace)
-    (check,) = [c for c in CHECKS if c.name == "train_bpe on a slice of Tiny Shakespeare"]
+    check = check_named("train_bpe on a slice of Tiny Shakespeare")
     result = judge(check, collect(check, namespace))
     expected = to_plain(check.reference())
     assert not result.passed
@@ -253,17 +265,29 @@ def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict)
     assert repr(expected[:3])[1:-1] not in format_report([result], "01_bpe")
 
 
-def test_visible_failure_shows_expected_got_and_first_difference(solution_namespace: dict) -> None:
+def test_visible_failure_shows_expected_and_got_as_python_prints_them(solution_namespace: dict) -> None:
     namespace = dict(solution_namespace)
     exec(WRONG["merge scanning from the right"][0], namespace)
-    (check,) = [c for c in CHECKS if c.name == "merge scans runs of the same id from left to right"]
-    result = judge(check, collect(check, namespace))
-    assert result.message == (
+    exec("def get_pair_counts(ids):\n    return {p: 1 for p in zip(ids, ids[1:])}\n", namespace)
+    merge_check = check_named("merge scans runs of the same id from left to right")
+    counts_check = check_named("get_pair_counts counts overlapping repeats and handles short lists")
+    assert judge(merge_check, collect(merge_check, namespace)).message == (
         "Called merge([1, 1, 1], (1, 1), 256), merge([1, 1, 1, 1], (1, 1), 256):\n"
-        "  expected [[256, 1], [256, 256]]\n"
-        "  got      [[1, 256], [256, 256]]\n"
-        "  first difference at index 0: expected [256, 1], got [1, 256]"
+        "  expected [256, 1], [256, 256]\n"
+        "  got      [1, 256], [256, 256]"
     )
+    assert judge(counts_check, collect(counts_check, namespace)).message == (
+        "Called get_pair_counts([5, 5, 5, 5]), get_pair_counts([]), get_pair_counts([7]):\n"
+        "  expected {(5, 5): 3}, {}, {}\n"
+        "  got      {(5, 5): 1}, {}, {}"
+    )
+
+
+def test_long_visible_lists_point_at_the_first_difference() -> None:
+    namespace: dict = {}
+    exec("def encode(text, merges):\n    return list(text.encode('utf-16-le'))\n", namespace)
+    result = run_checks(namespace, "01_bpe", "encode")[0]
+    assert result.message.endswith("\n  first difference at index 1: expected 195, got 0"), result.message
 
 
 # ---- hostile or broken code never crashes the run -------------------------------------------
@@ -321,7 +345,8 @@ def test_check_task_prints_a_report_and_returns_the_score(solution_namespace: di
     assert printed.err == ""  # nbgrader scores a cell that writes to stderr as 0
     assert type(score) is float and 0 < score < task_points("01_bpe")["train_bpe"]
     assert printed.out.startswith(f"01_bpe · train_bpe: {score:g} / 6 points\n")
-    assert "  PASS train_bpe learns merges in order and breaks ties by the smallest pair (1/1)\n" in printed.out
+    tie_check = "train_bpe learns merges in order and breaks ties by the smallest pair"
+    assert f"  PASS {tie_check} (1/1)\n" in printed.out
     assert "  FAIL train_bpe counts pairs only inside chunks (0/1)\n" in printed.out
     assert "  FAIL [hidden] train_bpe on a slice of Tiny Shakespeare (0/2)\n" in printed.out
 
@@ -343,3 +368,47 @@ def test_broken_answer_cells_are_reported_and_the_rest_still_runs(tmp_path: Path
     assert "merge" not in namespace and "encode" in namespace
     outcome = collect(checks_for("01_bpe", "merge")[0], namespace)
     assert outcome.error.startswith("no function named `merge` is defined")
+
+
+def test_a_check_that_cannot_prepare_its_input_says_so(solution_namespace: dict, monkeypatch) -> None:
+    # Offline without the Tiny Shakespeare file: the check cannot run, and that is not the
+    # learner's fault, so even a hidden check says why.
+    from course_lib.data import DatasetUnavailableError
+    from course_lib.grading.exercises import bpe
+
+    def offline(name: str) -> str:
+        raise DatasetUnavailableError("no network")
+
+    monkeypatch.setattr(bpe, "load_text", offline)
+    results = run_checks(solution_namespace, "01_bpe", "train_bpe")
+    (result,) = [r for r in results if not r.passed]
+    assert result.name == "train_bpe on a slice of Tiny Shakespeare"
+    expected = (
+        "This check could not run: could not prepare its input: DatasetUnavailableError: no network "
+        "(not a problem with your code)."
+    )
+    assert result.message == expected
+    assert f"  FAIL [hidden] {result.name} (0/2)\n      {expected}" in format_report(results, "01_bpe")
+
+
+def test_check_cells_write_nothing_to_stderr(capsys) -> None:
+    # Warnings and log records from the learner's code (or a download) would reach stderr, and
+    # nbgrader gives a cell that writes to stderr 0 points.
+    import logging
+
+    namespace: dict = {}
+    exec(
+        "import logging, warnings\n"
+        "def merge(ids, pair, new_id):\n"
+        "    warnings.warn('careful')\n"
+        "    logging.getLogger('learner').error('logged')\n"
+        "    return []\n",
+        namespace,
+    )
+    handler = logging.StreamHandler()  # writes to sys.stderr as it is now: pytest's capture
+    logging.getLogger("learner").addHandler(handler)
+    try:
+        check_task(namespace, "01_bpe", "merge")
+    finally:
+        logging.getLogger("learner").removeHandler(handler)
+    assert capsys.readouterr().err == ""

@@ -40,6 +40,11 @@ def comparable(path: Path) -> dict:
     }
 
 
+def notebooks_under(release: Path, assignment: str) -> list[Path]:
+    """The assignment's notebooks in a release folder, as paths relative to that folder."""
+    return sorted(path.relative_to(release) for path in (release / assignment).rglob("*.ipynb"))
+
+
 def test_every_solution_has_a_release() -> None:
     assert ASSIGNMENTS == sorted(path.name for path in (REPO / "exercises").iterdir() if path.is_dir())
 
@@ -62,9 +67,8 @@ def test_release_is_generated_from_solution(assignment: str, tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stderr
 
-    generated = sorted(path.relative_to(course / "exercises") for path in (course / "exercises").rglob("*.ipynb"))
-    committed = sorted(path.relative_to(REPO / "exercises") for path in (REPO / "exercises" / assignment).rglob("*.ipynb"))
-    assert generated == committed
+    generated = notebooks_under(course / "exercises", assignment)
+    assert generated == notebooks_under(REPO / "exercises", assignment)
     for notebook in generated:
         assert comparable(REPO / "exercises" / notebook) == comparable(course / "exercises" / notebook), (
             f"exercises/{notebook} differs from what nbgrader generates from solutions/: run "

@@ -8,10 +8,12 @@ may see its details, the call to make and the reference to compare with:
         task="merge",
         points=1,
         visibility="visible",
-        call=partial(call_merge, ids=[5, 6, 6, 7, 9], pair=(6, 7), new_id=99),
-        reference=partial(expect, [5, 6, 99, 9]),
+        call=partial(call_merge, cases=[([5, 6, 6, 7, 9], (6, 7), 99)]),  # -> [learner's result]
+        reference=partial(expect, [[5, 6, 99, 9]]),
         describe="merge([5, 6, 6, 7, 9], (6, 7), 99)",
     )
+
+(from course_lib/grading/exercises/bpe.py, which holds the checks of exercise 01_bpe.)
 
 Running it has two halves that never mix, so that a sandbox can sit between them:
 
@@ -29,8 +31,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -38,6 +42,8 @@ Visibility = Literal["visible", "hidden"]
 
 # How much of a value or of the learner's printed output a message quotes.
 _QUOTE_LIMIT = 300
+# Lists up to this long are compared by eye; longer ones get "first difference at index i".
+_SHORT_LIST = 8
 
 
 class CheckFailure(Exception):
@@ -45,6 +51,15 @@ class CheckFailure(Exception):
 
     The message is shown to the learner as it is: "merge should return a list of ints, got tuple".
     """
+
+
+class CheckSetupError(Exception):
+    """Raised by a check's `call` when it cannot prepare its own inputs (no Tiny Shakespeare file,
+    no tiktoken download): not the learner's fault, so the message is shown even for hidden checks."""
+
+
+# How a result's message starts when the check itself could not run (see CheckSetupError).
+SETUP_FAILED = "This check could not run"
 
 
 def plain_equal(expected: Any, actual: Any) -> bool:
@@ -71,7 +86,8 @@ class Check:
     `call` runs in the learner's process and returns plain data; `reference` runs in the trusted
     process and returns the expected plain data; `compare(expected, actual)` says if they agree.
     `call` and `reference` are module-level functions or `functools.partial`s of them, so a sandbox
-    can name them and ship them to another process.
+    can name them and ship them to another process. `show` writes a plain value the way the
+    learner's code would print it (rows [[1, 2, 2]] as {(1, 2): 2}) in a visible check's message.
     """
 
     name: str
@@ -82,6 +98,7 @@ class Check:
     reference: Callable[[], Any]
     describe: str
     compare: Callable[[Any, Any], bool] = plain_equal
+    show: Callable[[Any], str] = repr
 
     def __post_init__(self) -> None:
         if self.visibility not in ("visible", "hidden"):
@@ -102,6 +119,7 @@ class Outcome:
     error: str | None = None
     printed: str = ""
     interrupted: bool = False
+    setup_failed: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +176,19 @@ def _describe_exception(err: BaseException) -> str:
     return f"raised {type(err).__name__}" + (f": {shorten(detail)}" if detail else "")
 
 
+@contextlib.contextmanager
+def _quiet(printed: io.StringIO) -> Iterator[None]:
+    """Catch everything a check would print: stdout, stderr, warnings and log records (a download
+    logs its progress). nbgrader scores a cell that writes to stderr as 0, so nothing may leak."""
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
 def collect(check: Check, namespace: dict) -> Outcome:
     """Run `check.call(namespace)` and return its plain result or what went wrong. Never raises.
 
@@ -166,13 +197,13 @@ def collect(check: Check, namespace: dict) -> Outcome:
     """
     printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                value = to_plain(check.call(namespace))
+        with _quiet(printed):
+            value = to_plain(check.call(namespace))
         return Outcome(value=value, printed=printed.getvalue())
     except CheckFailure as err:
         return Outcome(error=str(err), printed=printed.getvalue())
+    except CheckSetupError as err:
+        return Outcome(error=f"{SETUP_FAILED}: {err}", printed=printed.getvalue(), setup_failed=True)
     except KeyboardInterrupt:
         return Outcome(error="was interrupted", printed=printed.getvalue(), interrupted=True)
     except BaseException as err:  # the learner's code may raise anything, SystemExit included
@@ -180,8 +211,8 @@ def collect(check: Check, namespace: dict) -> Outcome:
 
 
 def _first_difference(expected: Any, actual: Any) -> str:
-    """A hint for two lists of the same kind: where they first differ (only for visible checks)."""
-    if not (isinstance(expected, list) and isinstance(actual, list)):
+    """Where two long lists first differ, which is hard to spot by eye (visible checks only)."""
+    if not (isinstance(expected, list) and isinstance(actual, list)) or len(expected) <= _SHORT_LIST:
         return ""
     for index, (want, got) in enumerate(zip(expected, actual)):
         if not plain_equal(want, got):
@@ -191,23 +222,32 @@ def _first_difference(expected: Any, actual: Any) -> str:
     return ""
 
 
+def _show(check: Check, value: Any) -> str:
+    """`check.show(value)`, shortened; plain repr if `value` has a shape `show` does not expect."""
+    try:
+        return shorten(check.show(value))
+    except Exception:  # the value came from the learner's side and may be any plain data
+        return quote(value)
+
+
 def judge(check: Check, outcome: Outcome) -> Result:
     """Score `outcome` against `check.reference()`: the trusted side. Messages follow visibility:
     a visible check shows what was expected and what came back, a hidden one only what was called
     and whether it raised or differed."""
     called = f"Called {check.describe}"
-    if outcome.error is not None:
+    if outcome.setup_failed:
+        passed, message = False, f"{outcome.error} (not a problem with your code)."
+    elif outcome.error is not None:
         passed, message = False, f"{called}: it {outcome.error}."
     else:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
+        with _quiet(io.StringIO()):
             expected = to_plain(check.reference())
         passed = check.compare(expected, outcome.value)
         if passed:
             message = f"{called}: correct."
         elif check.visibility == "visible":
             message = (
-                f"{called}:\n  expected {quote(expected)}\n  got      {quote(outcome.value)}"
+                f"{called}:\n  expected {_show(check, expected)}\n  got      {_show(check, outcome.value)}"
                 + _first_difference(expected, outcome.value)
             )
         else:
@@ -218,7 +258,7 @@ def judge(check: Check, outcome: Outcome) -> Result:
         name=check.name,
         task=check.task,
         points=check.points,
-        score=check.points if passed else 0.0,
+        score=float(check.points) if passed else 0.0,
         passed=passed,
         visibility=check.visibility,
         message=message,
@@ -231,7 +271,9 @@ def learner_function(namespace: dict, name: str) -> Callable:
     Used inside a check's `call`: learner_function(globals(), "merge") -> the learner's merge.
     """
     if name not in namespace:
-        raise CheckFailure(f"no function named `{name}` is defined: run the cell that defines it (keep the name `{name}`)")
+        raise CheckFailure(
+            f"no function named `{name}` is defined: run the cell that defines it (keep the name `{name}`)"
+        )
     function = namespace[name]
     if not callable(function):
         raise CheckFailure(f"`{name}` is a {type(function).__name__}, not a function")
@@ -272,19 +314,18 @@ def run_checks(namespace: dict, exercise: str, task: str | None = None) -> list[
 
 def format_report(results: list[Result], title: str) -> str:
     """The report a learner reads: every visible check with its message; hidden checks by name and
-    pass/fail only (their inputs and expected values appear nowhere)."""
+    pass/fail only (their inputs and expected values appear nowhere), unless the check itself could
+    not run."""
     score = sum(result.score for result in results)
     total = sum(result.points for result in results)
     lines = [f"{title}: {score:g} / {total:g} points"]
     for result in results:
         mark = "PASS" if result.passed else "FAIL"
         points = f"{result.score:g}/{result.points:g}"
-        if result.visibility == "visible":
-            lines.append(f"  {mark} {result.name} ({points})")
-            if not result.passed:
-                lines.extend("      " + line for line in result.message.splitlines())
-        else:
-            lines.append(f"  {mark} [hidden] {result.name} ({points})")
+        hidden = result.visibility == "hidden"
+        lines.append(f"  {mark} {'[hidden] ' if hidden else ''}{result.name} ({points})")
+        if not result.passed and (not hidden or result.message.startswith(SETUP_FAILED)):
+            lines.extend("      " + line for line in result.message.splitlines())
     return "\n".join(lines)
 
 

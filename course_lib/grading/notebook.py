@@ -87,7 +87,8 @@ def graded_cells(notebook: dict) -> list[GradedCell]:
             kind = "setup"
         else:
             continue
-        cells.append(GradedCell(index + 1, kind, str(meta.get("grade_id", f"cell-{index + 1}")), _source(cell)))
+        number = index + 1
+        cells.append(GradedCell(number, kind, str(meta.get("grade_id", f"cell-{number}")), _source(cell)))
     return cells
 
 
@@ -113,7 +114,8 @@ def load_namespace(path: str | Path) -> tuple[dict, list[str]]:
         except SyntaxError as err:
             problems.append(f"{cell.label} has a syntax error: {err.msg} (line {err.lineno})")
         except BaseException as err:  # the learner's top-level code may raise or exit
-            frames = traceback.extract_tb(err.__traceback__)
-            where = next((f" (line {f.lineno})" for f in reversed(frames) if f.filename == f"<{cell.label}>"), "")
+            # The line of the cell that was running, not a line inside a function it called.
+            lines = [f.lineno for f in traceback.extract_tb(err.__traceback__) if f.filename == f"<{cell.label}>"]
+            where = f" (line {lines[-1]})" if lines else ""
             problems.append(f"{cell.label} raised {type(err).__name__}: {err}{where}")
     return namespace, problems

@@ -1,6 +1,6 @@
 """The checks of exercise 01_bpe: get_pair_counts, merge, train_bpe, encode, decode.
 
-The learner writes, in solutions/01_bpe/bpe.ipynb:
+The learner writes, in exercises/01_bpe/bpe.ipynb (generated from solutions/01_bpe/bpe.ipynb):
 
     get_pair_counts(ids: list[int]) -> dict[tuple[int, int], int]
     merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]
@@ -31,7 +31,7 @@ from typing import Any
 import tiktoken
 
 from course_lib.data import load_text
-from course_lib.grading.checks import Check, CheckFailure, learner_function, quote
+from course_lib.grading.checks import Check, CheckFailure, CheckSetupError, learner_function, quote
 from course_lib.tokenization.bpe import BPETokenizer, get_pair_counts, merge
 from course_lib.tokenization.patterns import GPT4_SPLIT_PATTERN
 
@@ -72,7 +72,6 @@ def digits_and_spaces(seed: int = 1234, words: int = 300) -> str:
     return "".join(pieces) + "end"
 
 
-@functools.lru_cache(maxsize=None)
 def random_ids(seed: int, length: int, alphabet: int) -> list[int]:
     """`length` ids drawn from range(alphabet) with a fixed seed: few symbols, many overlaps."""
     rng = random.Random(seed)
@@ -114,17 +113,34 @@ def cl100k_prefix(num_merges: int = 2_000) -> tuple[tiktoken.Encoding, list[tupl
 
 
 def resolve(value: Any) -> Any:
-    """An input given directly, or built by calling a zero-argument function (a hidden input)."""
-    return value() if callable(value) else value
+    """An input given directly, or built by calling a zero-argument function (a hidden input).
+
+    Building can fail for reasons that are not the learner's (offline, no Tiny Shakespeare file):
+    that is a CheckSetupError, reported as such.
+    """
+    if not callable(value):
+        return value
+    try:
+        return value()
+    except Exception as err:
+        raise CheckSetupError(f"could not prepare its input: {type(err).__name__}: {err}") from err
 
 
-def merges_of(source: str) -> list[tuple[int, int]]:
-    """The merges a hidden encode/decode check hands to the learner, named by `source`."""
+def _merges_of(source: str) -> list[tuple[int, int]]:
+    # A new list each time: the learner's code may change the list it is given.
     if source == "shakespeare":
         return list(shakespeare_tokenizer().merges)
     if source == "cl100k_prefix":
-        return cl100k_prefix()[1]
+        return list(cl100k_prefix()[1])
     raise ValueError(f"unknown merges source {source!r}")
+
+
+def merges_of(merges: Any) -> list[tuple[int, int]]:
+    """The merges a check hands to the learner: a list of pairs, or the name of a source of merges
+    ("shakespeare": course_lib trained on Tiny Shakespeare; "cl100k_prefix": GPT-4's first ones)."""
+    if isinstance(merges, str):
+        return resolve(partial(_merges_of, merges))
+    return [tuple(pair) for pair in merges]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,7 +155,8 @@ def _is_int(value: Any) -> bool:
 def int_list(value: Any, function: str) -> list[int]:
     """`value` as a plain list of ints, or a CheckFailure naming what `function` returned instead."""
     if not isinstance(value, list):
-        raise CheckFailure(f"{function} should return a list of ints, got {type(value).__name__} {quote(value, 80)}")
+        got = f"{type(value).__name__} {quote(value, 80)}"
+        raise CheckFailure(f"{function} should return a list of ints, got {got}")
     for item in value:
         if not _is_int(item):
             raise CheckFailure(f"{function} should return a list of ints, but it contains {quote(item, 80)}")
@@ -172,7 +189,9 @@ def pair_list(merges: Any, function: str = "train_bpe") -> list[list[int]]:
     rows = []
     for pair in merges:
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(map(_is_int, pair))):
-            raise CheckFailure(f"{function} should return a list of pairs of ints like (97, 98), but it contains {quote(pair, 80)}")
+            raise CheckFailure(
+                f"{function} should return a list of pairs of ints like (97, 98), but it contains {quote(pair, 80)}"
+            )
         rows.append([int(pair[0]), int(pair[1])])
     return rows
 
@@ -185,13 +204,15 @@ def pair_list(merges: Any, function: str = "train_bpe") -> list[list[int]]:
 def call_get_pair_counts(namespace: dict, cases: list) -> list[list[list[int]]]:
     """get_pair_counts(ids) for each ids in `cases`, as sorted rows [a, b, count]."""
     get_pair_counts = learner_function(namespace, "get_pair_counts")
-    return [pair_count_rows(get_pair_counts(list(resolve(ids)))) for ids in cases]
+    cases = [list(resolve(ids)) for ids in cases]
+    return [pair_count_rows(get_pair_counts(ids)) for ids in cases]
 
 
 def call_merge(namespace: dict, cases: list) -> list[list[int]]:
     """merge(ids, pair, new_id) for each (ids, pair, new_id) in `cases`."""
     merge = learner_function(namespace, "merge")
-    return [int_list(merge(list(resolve(ids)), tuple(pair), new_id), "merge") for ids, pair, new_id in cases]
+    cases = [(list(resolve(ids)), tuple(pair), new_id) for ids, pair, new_id in cases]
+    return [int_list(merge(ids, pair, new_id), "merge") for ids, pair, new_id in cases]
 
 
 def call_merge_keeps_input(namespace: dict, cases: list) -> list[list[list[int]]]:
@@ -207,14 +228,15 @@ def call_merge_keeps_input(namespace: dict, cases: list) -> list[list[list[int]]
 def call_train_bpe(namespace: dict, text: Any, vocab_size: int) -> list[list[int]]:
     """train_bpe(text, vocab_size) as rows [a, b]."""
     train_bpe = learner_function(namespace, "train_bpe")
-    return pair_list(train_bpe(resolve(text), vocab_size), "train_bpe")
+    text = resolve(text)
+    return pair_list(train_bpe(text, vocab_size), "train_bpe")
 
 
 def call_encode(namespace: dict, text: Any, merges: Any) -> list[int]:
     """encode(text, merges); `merges` is a list or the name of a merges source (see `merges_of`)."""
     encode = learner_function(namespace, "encode")
-    merges = merges_of(merges) if isinstance(merges, str) else [tuple(pair) for pair in merges]
-    return int_list(encode(resolve(text), merges), "encode")
+    text, merges = resolve(text), merges_of(merges)
+    return int_list(encode(text, merges), "encode")
 
 
 def call_decode(namespace: dict, cases: list) -> list[str]:
@@ -222,8 +244,8 @@ def call_decode(namespace: dict, cases: list) -> list[str]:
     decode = learner_function(namespace, "decode")
     results = []
     for ids, merges in cases:
-        merges = merges_of(merges) if isinstance(merges, str) else [tuple(pair) for pair in merges]
-        text = decode(list(resolve(ids)), merges)
+        ids, merges = list(resolve(ids)), merges_of(merges)
+        text = decode(ids, merges)
         if not isinstance(text, str):
             raise CheckFailure(f"decode should return a str, got {type(text).__name__} {quote(text, 80)}")
         results.append(str(text))
@@ -232,8 +254,33 @@ def call_decode(namespace: dict, cases: list) -> list[str]:
 
 def call_decode_each_token(namespace: dict, text: Any) -> list[str]:
     """decode([id], merges) for every id of `text` under the cl100k prefix: many split characters."""
-    ids = cl100k_ids(resolve(text))
+    ids = resolve(partial(cl100k_ids, resolve(text)))
     return call_decode(namespace, [([token_id], "cl100k_prefix") for token_id in ids])
+
+
+# ---------------------------------------------------------------------------------------------
+# Showing plain values as the learner's code would print them (messages of visible checks)
+# ---------------------------------------------------------------------------------------------
+
+
+def show_pair_counts(cases: list) -> str:
+    """[[[1, 2, 2], [2, 3, 1]], []] -> '{(1, 2): 2, (2, 3): 1}, {}'"""
+    return ", ".join("{" + ", ".join(f"({a}, {b}): {n}" for a, b, n in rows) + "}" for rows in cases)
+
+
+def show_pairs(rows: list) -> str:
+    """[[97, 97], [97, 98]] -> '[(97, 97), (97, 98)]'"""
+    return "[" + ", ".join(f"({a}, {b})" for a, b in rows) + "]"
+
+
+def show_each(cases: list) -> str:
+    """One result per call, in the order of the calls: [[256, 1], [256, 256]] -> '[256, 1], [256, 256]'"""
+    return ", ".join(map(repr, cases))
+
+
+def show_result_and_input(cases: list) -> str:
+    """[[[300, 1], [7, 8]]] -> '[300, 1] (the input list is now [7, 8])'"""
+    return ", ".join(f"{result!r} (the input list is now {given!r})" for result, given in cases)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,6 +345,7 @@ ABC_MERGES = [(97, 97), (97, 98), (256, 257)]
 
 SHAKESPEARE_SLICE = partial(shakespeare, 500_000, 3_000)
 HELD_OUT_SHAKESPEARE = partial(shakespeare, 700_000, 2_000)
+UTF8_CASES = [list(MULTILINGUAL.encode("utf-8")), list(EMOJI.encode("utf-8"))]
 MIXED = MULTILINGUAL + " " + EMOJI
 MIXED_IDS = partial(cl100k_ids, MIXED)
 
@@ -311,6 +359,7 @@ CHECKS: list[Check] = [
         call=partial(call_get_pair_counts, cases=[[1, 2, 3, 1, 2]]),
         reference=partial(expect_pair_counts, {(1, 2): 2, (2, 3): 1, (3, 1): 1}),
         describe="get_pair_counts([1, 2, 3, 1, 2])",
+        show=show_pair_counts,
     ),
     Check(
         name="get_pair_counts counts overlapping repeats and handles short lists",
@@ -320,17 +369,17 @@ CHECKS: list[Check] = [
         call=partial(call_get_pair_counts, cases=[[5, 5, 5, 5], [], [7]]),
         reference=partial(expect_pair_counts, {(5, 5): 3}, {}, {}),
         describe="get_pair_counts([5, 5, 5, 5]), get_pair_counts([]), get_pair_counts([7])",
+        show=show_pair_counts,
     ),
     Check(
         name="get_pair_counts on the UTF-8 bytes of multilingual text",
         task="get_pair_counts",
         points=1,
         visibility="hidden",
-        call=partial(call_get_pair_counts, cases=[list(MULTILINGUAL.encode("utf-8")), list(EMOJI.encode("utf-8"))]),
-        reference=partial(
-            reference_get_pair_counts, cases=[list(MULTILINGUAL.encode("utf-8")), list(EMOJI.encode("utf-8"))]
-        ),
-        describe="get_pair_counts(<UTF-8 bytes of text in 8 scripts>), get_pair_counts(<UTF-8 bytes of emoji>)",
+        call=partial(call_get_pair_counts, cases=UTF8_CASES),
+        reference=partial(reference_get_pair_counts, cases=UTF8_CASES),
+        describe="get_pair_counts(<UTF-8 bytes of text in 8 scripts>), "
+        "get_pair_counts(<UTF-8 bytes of emoji>)",
     ),
     # ---- merge: 4 points -----------------------------------------------------------------
     Check(
@@ -341,6 +390,7 @@ CHECKS: list[Check] = [
         call=partial(call_merge, cases=[([5, 6, 6, 7, 9], (6, 7), 99)]),
         reference=partial(expect, [[5, 6, 99, 9]]),
         describe="merge([5, 6, 6, 7, 9], (6, 7), 99)",
+        show=show_each,
     ),
     Check(
         name="merge scans runs of the same id from left to right",
@@ -350,6 +400,7 @@ CHECKS: list[Check] = [
         call=partial(call_merge, cases=[([1, 1, 1], (1, 1), 256), ([1, 1, 1, 1], (1, 1), 256)]),
         reference=partial(expect, [[256, 1], [256, 256]]),
         describe="merge([1, 1, 1], (1, 1), 256), merge([1, 1, 1, 1], (1, 1), 256)",
+        show=show_each,
     ),
     Check(
         name="merge handles pairs at both ends and leaves its input unchanged",
@@ -357,10 +408,11 @@ CHECKS: list[Check] = [
         points=1,
         visibility="visible",
         call=partial(call_merge_keeps_input, cases=[([7, 8, 1, 7, 8], (7, 8), 300), ([1, 2, 3], (3, 1), 9)]),
-        # For each call: [the result, the list that was passed in, after the call]
+        # For each call: [its result, the list that was passed in as it is after the call]
         reference=partial(expect, [[[300, 1, 300], [7, 8, 1, 7, 8]], [[1, 2, 3], [1, 2, 3]]]),
         describe="merge([7, 8, 1, 7, 8], (7, 8), 300), merge([1, 2, 3], (3, 1), 9); "
         "each result is shown with the input list as it was after the call",
+        show=show_result_and_input,
     ),
     Check(
         name="merge on a long random sequence with many overlaps",
@@ -380,6 +432,7 @@ CHECKS: list[Check] = [
         call=partial(call_train_bpe, text="aaabdaaabac", vocab_size=259),
         reference=partial(expect, [list(pair) for pair in ABC_MERGES]),
         describe='train_bpe("aaabdaaabac", 259)',
+        show=show_pairs,
     ),
     Check(
         # Chunks: "1", "a", "1", "a", "1", "a", " hello", " hello". Counting across chunks would
@@ -393,6 +446,7 @@ CHECKS: list[Check] = [
         call=partial(call_train_bpe, text="1a1a1a hello hello", vocab_size=259),
         reference=partial(expect, [[32, 104], [101, 108], [108, 111]]),
         describe='train_bpe("1a1a1a hello hello", 259)',
+        show=show_pairs,
     ),
     Check(
         name="train_bpe on a slice of Tiny Shakespeare",
@@ -460,7 +514,8 @@ CHECKS: list[Check] = [
         visibility="hidden",
         call=partial(call_encode, text=HELD_OUT_SHAKESPEARE, merges="shakespeare"),
         reference=partial(reference_encode_shakespeare, text=HELD_OUT_SHAKESPEARE),
-        describe="encode(<2,000 other characters of Tiny Shakespeare>, <200 merges trained on Tiny Shakespeare>)",
+        describe="encode(<2,000 other characters of Tiny Shakespeare>, "
+        "<200 merges trained on Tiny Shakespeare>)",
     ),
     Check(
         name="encode matches tiktoken's cl100k_base (first 2,000 merges) on multilingual text",
@@ -477,10 +532,13 @@ CHECKS: list[Check] = [
         task="decode",
         points=1,
         visibility="visible",
-        call=partial(call_decode, cases=[([104, 195, 169, 108, 108, 111], []), ([258, 100, 258, 97, 99], ABC_MERGES)]),
+        call=partial(
+            call_decode, cases=[([104, 195, 169, 108, 108, 111], []), ([258, 100, 258, 97, 99], ABC_MERGES)]
+        ),
         reference=partial(expect, ["héllo", "aaabdaaabac"]),
         describe="decode([104, 195, 169, 108, 108, 111], []), "
         "decode([258, 100, 258, 97, 99], [(97, 97), (97, 98), (256, 257)])",
+        show=show_each,
     ),
     Check(
         # 128 (0x80) can only continue a character; 228 189 (E4 BD) starts "你" (E4 BD A0) and stops.
@@ -491,6 +549,7 @@ CHECKS: list[Check] = [
         call=partial(call_decode, cases=[([128], []), ([104, 105, 228, 189], []), ([228, 189, 160], [])]),
         reference=partial(expect, ["\ufffd", "hi\ufffd", "你"]),
         describe="decode([128], []), decode([104, 105, 228, 189], []), decode([228, 189, 160], [])",
+        show=show_each,
     ),
     Check(
         name="decode inverts tiktoken's cl100k_base (first 2,000 merges) on multilingual text",
