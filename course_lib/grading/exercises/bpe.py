@@ -410,8 +410,7 @@ CHECKS: list[Check] = [
         call=partial(call_merge_keeps_input, cases=[([7, 8, 1, 7, 8], (7, 8), 300), ([1, 2, 3], (3, 1), 9)]),
         # For each call: [its result, the list that was passed in as it is after the call]
         reference=partial(expect, [[[300, 1, 300], [7, 8, 1, 7, 8]], [[1, 2, 3], [1, 2, 3]]]),
-        describe="merge([7, 8, 1, 7, 8], (7, 8), 300), merge([1, 2, 3], (3, 1), 9); "
-        "each result is shown with the input list as it was after the call",
+        describe="merge([7, 8, 1, 7, 8], (7, 8), 300), merge([1, 2, 3], (3, 1), 9)",
         show=show_result_and_input,
     ),
     Check(
