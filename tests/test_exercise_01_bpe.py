@@ -14,7 +14,7 @@ import pytest
 import regex
 import tiktoken
 
-from course_lib.grading import check_task, checks_for, load_namespace, run_checks, task_points, tasks
+from course_lib.grading import check_task, checks_for, extract_source, load_namespace, run_checks, task_points, tasks
 from course_lib.grading.checks import CheckFailure, collect, format_report, judge, to_plain
 from course_lib.grading.notebook import graded_cells, read_notebook
 from course_lib.tokenization.patterns import GPT4_SPLIT_PATTERN
@@ -98,6 +98,11 @@ def test_extraction_runs_answer_and_setup_cells_only() -> None:
     namespace, _ = load_namespace(SOLUTION)
     assert "shakespeare" not in namespace  # the closing demo cell did not run
     assert "check_task" not in namespace  # nor did the check cells
+    # The same code as one file, for a grader that runs it elsewhere.
+    source = extract_source(SOLUTION)
+    assert source.count("\n# ---- ") + source.startswith("# ---- ") == len(cells)
+    assert "load_text" not in source and "check_task" not in source
+    compile(source, "submission.py", "exec")
 
 
 # ---- the submission (the solution by default) passes everything ------------------------------
