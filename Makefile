@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # nbgrader runs `alembic` as a subprocess, so the venv's bin/ must be on PATH.
 RUN    := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: book test venv clean
+.PHONY: book test exercises venv clean
 
 book: $(VENV)/.installed
 	$(RUN) $(BIN)/jupyter-book build . --warningiserror --keep-going
@@ -14,6 +14,10 @@ book: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(RUN) $(BIN)/pytest
+
+# Regenerate the learners' notebooks in exercises/ from the instructor's in solutions/.
+exercises: $(VENV)/.installed
+	for dir in solutions/*/; do $(RUN) $(BIN)/nbgrader generate_assignment "$$(basename $$dir)" --force; done
 
 venv: $(VENV)/.installed
 
