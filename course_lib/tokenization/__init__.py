@@ -7,9 +7,11 @@
     True
 """
 
-from .bpe import BPETokenizer, get_pair_counts, merge, train_merges
+from .bpe import BPETokenizer
+from .pairs import get_pair_counts, merge
 from .patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, GPT4O_SPLIT_PATTERN
 from .tiktoken_bridge import from_tiktoken, recover_merge, to_tiktoken
+from .trainer import train_merges
 from .visualize import TokenView, show_tokens
 
 __all__ = [

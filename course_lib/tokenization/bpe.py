@@ -15,163 +15,35 @@ one token but "dog." cannot.
     >>> tok.decode([258, 100])
     'aaabd'
 
-The trainer is incremental: it counts pairs once, over the distinct chunks weighted by how often
-each occurs, and after each merge it only revisits the chunks that contain the merged pair.
+The pieces live in small modules: `pairs.py` (get_pair_counts, merge), `trainer.py` (learning the
+merges, incrementally), `patterns.py` (the split patterns) and `tiktoken_bridge.py`.
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
 import json
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import regex
 
+from .pairs import Pair, get_pair_counts, merge
 from .patterns import GPT4_SPLIT_PATTERN
+from .trainer import train_merges
 
 if TYPE_CHECKING:
     import tiktoken
 
-Pair = tuple[int, int]
+__all__ = ["BPETokenizer", "Pair", "get_pair_counts", "merge", "train_merges"]
 
 # The "format" tag of files written by `BPETokenizer.save`; `load` refuses anything else.
 FILE_FORMAT = "course_lib.bpe.v1"
 # How many distinct chunks `encode` remembers; when full the memory is simply emptied.
 CHUNK_CACHE_SIZE = 100_000
-
-
-def get_pair_counts(ids: Iterable[int], counts: dict[Pair, int] | None = None) -> dict[Pair, int]:
-    """Count how often each adjacent pair occurs in `ids`, adding to `counts` if given.
-
-    get_pair_counts([1, 2, 3, 1, 2]) -> {(1, 2): 2, (2, 3): 1, (3, 1): 1}
-
-    Overlapping pairs all count: get_pair_counts([7, 7, 7]) -> {(7, 7): 2}. Passing `counts`
-    accumulates over several chunks, since merges never cross a chunk boundary.
-    """
-    counts = {} if counts is None else counts
-    ids = list(ids)
-    for pair in zip(ids, ids[1:]):
-        counts[pair] = counts.get(pair, 0) + 1
-    return counts
-
-
-def merge(ids: list[int], pair: Pair, new_id: int) -> list[int]:
-    """Replace every non-overlapping occurrence of `pair` in `ids` with `new_id`, left to right.
-
-    merge([5, 6, 6, 7, 9], (6, 7), 99) -> [5, 6, 99, 9]
-    merge([7, 7, 7], (7, 7), 99)       -> [99, 7]      (the leftmost occurrence wins)
-    """
-    first, second = pair
-    merged = []
-    i = 0
-    while i < len(ids):
-        if ids[i] == first and i + 1 < len(ids) and ids[i + 1] == second:
-            merged.append(new_id)
-            i += 2
-        else:
-            merged.append(ids[i])
-            i += 1
-    return merged
-
-
-# --------------------------------------------------------------------------------------------
-# Training: the incremental trainer
-# --------------------------------------------------------------------------------------------
-
-
-class _PairStats:
-    """Pair counts over a list of distinct chunks, kept up to date as merges are applied.
-
-    `counts[pair]` is the number of occurrences of `pair` in the corpus (each chunk's pairs times
-    the chunk's frequency). `chunks_with[pair]` holds the indices of the chunks that contain the
-    pair, or once did: it may over-approximate (removing stale indices would cost more than
-    skipping them in `apply_merge`). `heap` holds (-count, a, b) entries so that the best pair is
-    the smallest entry; an entry can be stale (see `best_pair`).
-    """
-
-    def __init__(self, chunks: list[list[int]], freqs: list[int]):
-        self.chunks = chunks
-        self.freqs = freqs
-        self.counts: dict[Pair, int] = defaultdict(int)
-        self.chunks_with: dict[Pair, set[int]] = defaultdict(set)
-        for index, (chunk, freq) in enumerate(zip(chunks, freqs)):
-            for pair in zip(chunk, chunk[1:]):
-                self.counts[pair] += freq
-                self.chunks_with[pair].add(index)
-        self.heap = [(-count, a, b) for (a, b), count in self.counts.items()]
-        heapq.heapify(self.heap)
-
-    def best_pair(self) -> Pair | None:
-        """The most frequent pair; among equal counts the smallest (a, b). None if no pair is left.
-
-        Counts of existing pairs only ever go down (a merge removes occurrences; the pairs it
-        creates all contain the new id, so they are new pairs). A heap entry therefore never
-        understates its pair's count: an entry whose count is out of date is pushed back with
-        the current count, and the first up-to-date entry popped is the true best pair.
-        """
-        while self.heap:
-            negative_count, a, b = heapq.heappop(self.heap)
-            count = self.counts.get((a, b), 0)
-            if count == -negative_count:
-                return (a, b)
-            if count > 0:
-                heapq.heappush(self.heap, (-count, a, b))
-        return None
-
-    def apply_merge(self, pair: Pair, new_id: int) -> None:
-        """Merge `pair` into `new_id` in every chunk that has it, updating counts by the difference."""
-        new_pairs = set()
-        for index in self.chunks_with.pop(pair):
-            old = self.chunks[index]
-            new = merge(old, pair, new_id)
-            if len(new) == len(old):  # a stale index: an earlier merge took this pair away
-                continue
-            freq = self.freqs[index]
-            # Remove the chunk's old pairs and add its new ones; pairs away from the merge
-            # cancel out, and only the pairs containing `new_id` need an index entry.
-            for old_pair in zip(old, old[1:]):
-                self.counts[old_pair] -= freq
-            for new_pair in zip(new, new[1:]):
-                self.counts[new_pair] += freq
-                if new_id in new_pair:
-                    self.chunks_with[new_pair].add(index)
-                    new_pairs.add(new_pair)
-            self.chunks[index] = new
-        del self.counts[pair]  # every occurrence is gone
-        for a, b in new_pairs:
-            heapq.heappush(self.heap, (-self.counts[(a, b)], a, b))
-
-
-def train_merges(chunk_counts: dict[bytes, int], num_merges: int) -> list[Pair]:
-    """Learn up to `num_merges` merges from chunks given with their frequencies; merge i makes id 256 + i.
-
-    Each step merges the most frequent pair; ties go to the smallest pair (a, b) (compare a,
-    then b), so the result never depends on dict order. Stops early if no pair is left.
-
-        >>> train_merges({b"ab": 3, b"bc": 3, b"cd": 1}, 2)
-        [(97, 98), (98, 99)]
-
-    (a, b) and (b, c) tie at 3 occurrences; (97, 98) < (98, 99) goes first.
-    """
-    stats = _PairStats([list(chunk) for chunk in chunk_counts], list(chunk_counts.values()))
-    merges = []
-    for new_id in range(256, 256 + num_merges):
-        pair = stats.best_pair()
-        if pair is None:
-            break
-        stats.apply_merge(pair, new_id)
-        merges.append(pair)
-    return merges
-
-
-# --------------------------------------------------------------------------------------------
-# The tokenizer
-# --------------------------------------------------------------------------------------------
 
 SpecialSet = Collection[str] | Literal["all"]
 
