@@ -1,0 +1,207 @@
+"""Attention: each position gathers information from the positions it is allowed to look at.
+
+Every position emits a query ("what am I looking for?"), a key ("what do I contain?") and a
+value ("what do I pass on?"). A query's dot product with each key, scaled by 1/sqrt(d_k) and put
+through a softmax, gives weights that sum to 1; the output is the weighted sum of the values.
+
+    >>> q = torch.tensor([[1.0, 0.0]])                 # one query,   (T_q=1, d_k=2)
+    >>> k = torch.tensor([[1.0, 0.0], [0.0, 1.0]])     # two keys,    (T_k=2, d_k=2)
+    >>> v = torch.tensor([[10.0], [20.0]])             # two values,  (T_k=2, d_v=1)
+    >>> out, weights = scaled_dot_product_attention(q, k, v, return_weights=True)
+    >>> weights      # softmax([1, 0] / sqrt(2)) = softmax([0.7071, 0])
+    tensor([[0.6698, 0.3302]])
+    >>> out          # 0.6698 * 10 + 0.3302 * 20
+    tensor([[13.3024]])
+
+A language model may not look ahead: position t attends to positions 0..t only, which a
+boolean `causal_mask` enforces. `MultiHeadSelfAttention` runs several such attentions ("heads")
+side by side on learned projections of the same sequence, each free to track a different
+relation, and mixes their outputs with one more projection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import Linear
+
+
+def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """The (T, T) boolean mask of a causal model: True where query i may attend to key j, i.e. j <= i.
+
+    causal_mask(3) ->
+        [[ True, False, False],
+         [ True,  True, False],
+         [ True,  True,  True]]
+    """
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T)
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    return_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q kᵀ / sqrt(d_k)) v, the from-scratch version of F.scaled_dot_product_attention.
+
+    Shapes: q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v) -> output (..., T_q, d_v).
+    The leading dimensions (batch, heads) broadcast as in matrix multiplication.
+
+    `mask` is a boolean tensor broadcastable to (..., T_q, T_k): True where the query may attend
+    to the key. Masked scores become -inf, so their softmax weight is exactly 0.
+
+    A query whose row of the mask is all False (it may attend to nothing, as happens with
+    padding) gets all-zero weights and so an all-zero output, where a plain softmax over a row
+    of -inf would give 0/0 = NaN. F.scaled_dot_product_attention does the same in recent PyTorch.
+
+    With return_weights=True it returns (output, weights), the weights (..., T_q, T_k) being
+    what a heatmap of attention shows; each row sums to 1 (or is all 0, as above).
+
+    Why divide by sqrt(d_k): if q and k have independent entries of variance 1, q·k is a sum of
+    d_k such products and has variance d_k. Dividing by sqrt(d_k) brings it back to 1, so the
+    softmax does not saturate into a one-hot as d_k grows. (torch.softmax subtracts each row's
+    maximum before exponentiating, so large scores do not overflow.)
+    """
+    _check_qkv(q, k, v)
+    d_k = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, d_k) @ (..., d_k, T_k) -> (..., T_q, T_k)
+    if mask is not None:
+        _check_mask(mask, scores.shape)
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # (..., T_q, T_k), each row sums to 1
+    if mask is not None:
+        # Rows with nothing to attend to came out NaN (0/0); make them 0. The gradient stays
+        # finite too: masked_fill passes no gradient through the positions it overwrote.
+        attends_to_nothing = ~mask.any(dim=-1, keepdim=True)  # (..., T_q, 1)
+        weights = weights.masked_fill(attends_to_nothing, 0.0)
+    out = weights @ v  # (..., T_q, T_k) @ (..., T_k, d_v) -> (..., T_q, d_v)
+    return (out, weights) if return_weights else out
+
+
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.ndim < 2:
+            raise ValueError(f"attention: {name} must have shape (..., T, d), got {tuple(t.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"attention: q and k must have the same last dimension d_k (queries are compared with"
+            f" keys by a dot product), got q {tuple(q.shape)} and k {tuple(k.shape)}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"attention: k and v must have the same length T_k (one value per key),"
+            f" got k {tuple(k.shape)} and v {tuple(v.shape)}"
+        )
+
+
+def _check_mask(mask: torch.Tensor, scores_shape: torch.Size) -> None:
+    if mask.dtype != torch.bool:
+        raise TypeError(
+            f"attention: mask must be a boolean tensor (True = may attend), got {mask.dtype};"
+            f" for a 0/1 mask use mask.bool(), for an additive -inf mask use mask == 0"
+        )
+    try:
+        broadcast = torch.broadcast_shapes(mask.shape, scores_shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != scores_shape:
+        raise ValueError(
+            f"attention: mask of shape {tuple(mask.shape)} does not broadcast to the scores'"
+            f" shape (..., T_q, T_k) = {tuple(scores_shape)}"
+        )
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Causal multi-head self-attention over a sequence x of shape (B, T, d_model).
+
+    Each of the `n_heads` heads attends with its own d_model / n_heads dimensions of the
+    query, key and value projections; the heads' outputs are concatenated and mixed by
+    `out_proj`. GPT-2 small: d_model=768, n_heads=12, so 12 heads of 64 dimensions.
+
+    Grouped-query attention (Llama 3): with n_kv_heads < n_heads, keys and values have only
+    n_kv_heads heads, each shared by n_heads / n_kv_heads consecutive query heads (query heads
+    0..g-1 use key/value head 0, and so on). This shrinks k_proj and v_proj, and a KV cache, by
+    that factor. n_kv_heads=None means n_heads: ordinary multi-head attention.
+
+    Two paths compute the same thing:
+    - fast=True (the default) calls F.scaled_dot_product_attention(is_causal=True), which on a
+      GPU runs a fused kernel (flash attention) that never stores the (T, T) weights.
+    - fast=False runs this module's `scaled_dot_product_attention` with a `causal_mask`: the
+      computation the chapter explains, kept for reading and for drawing the weights.
+    forward(x, return_weights=True) always takes the second path and also returns the weights.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        n_kv_heads: int | None = None,
+        bias: bool = True,
+        fast: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        super().__init__()
+        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        if d_model % n_heads != 0:
+            raise ValueError(
+                f"MultiHeadSelfAttention: d_model={d_model} must be divisible by n_heads={n_heads}"
+                f" (each head gets d_model / n_heads dimensions)"
+            )
+        if n_heads % n_kv_heads != 0:
+            raise ValueError(
+                f"MultiHeadSelfAttention: n_heads={n_heads} must be divisible by"
+                f" n_kv_heads={n_kv_heads} (each key/value head serves an equal group of query heads)"
+            )
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.n_kv_heads = n_kv_heads
+        self.head_dim = d_model // n_heads
+        self.fast = fast
+        kv_dim = n_kv_heads * self.head_dim
+        self.q_proj = Linear(d_model, d_model, bias=bias, device=device, dtype=dtype)
+        self.k_proj = Linear(d_model, kv_dim, bias=bias, device=device, dtype=dtype)
+        self.v_proj = Linear(d_model, kv_dim, bias=bias, device=device, dtype=dtype)
+        self.out_proj = Linear(d_model, d_model, bias=bias, device=device, dtype=dtype)
+
+    def forward(
+        self, x: torch.Tensor, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """x (B, T, d_model) -> (B, T, d_model); return_weights=True adds the weights (B, nh, T, T)."""
+        if x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(
+                f"MultiHeadSelfAttention expected x of shape (B, T, {self.d_model}), got"
+                f" {tuple(x.shape)} (for a single sequence, add a batch dimension: x.unsqueeze(0))"
+            )
+        B, T, C = x.shape
+        nh, nkv, hs = self.n_heads, self.n_kv_heads, self.head_dim
+        # Project, then split the channels into heads and move heads before time, so that the
+        # attention below is a batch of (T, hs) problems, one per (batch, head).
+        q = self.q_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, T, C) -> (B, nh, T, hs)
+        k = self.k_proj(x).view(B, T, nkv, hs).transpose(1, 2)  # (B, T, nkv*hs) -> (B, nkv, T, hs)
+        v = self.v_proj(x).view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        if nkv != nh:
+            # Grouped-query attention: repeat each key/value head for its group of query heads.
+            k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nkv, T, hs) -> (B, nh, T, hs)
+            v = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, T, hs)
+        weights = None
+        if self.fast and not return_weights:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+        else:
+            mask = causal_mask(T, device=x.device)  # (T, T), broadcast over (B, nh)
+            y, weights = scaled_dot_product_attention(q, k, v, mask, return_weights=True)  # (B, nh, T, hs)
+        # Put the heads side by side again: (B, nh, T, hs) -> (B, T, nh, hs) -> (B, T, C).
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        y = self.out_proj(y)  # (B, T, C)
+        return (y, weights) if return_weights else y
+
+    def extra_repr(self) -> str:
+        return (
+            f"d_model={self.d_model}, n_heads={self.n_heads}, n_kv_heads={self.n_kv_heads}, fast={self.fast}"
+        )

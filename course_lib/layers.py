@@ -1,0 +1,394 @@
+"""The layers a transformer is built from, written out with plain tensor operations.
+
+Each class here does what its `torch.nn` namesake does (same parameter names and shapes, same
+default initialisation, same numbers to float32 rounding), but its `forward` spells the
+computation out so that a reader can check it by hand:
+
+    >>> layer = Linear(2, 1)
+    >>> with torch.no_grad():
+    ...     layer.weight.copy_(torch.tensor([[1.0, 2.0]]))   # (out_features, in_features)
+    ...     layer.bias.fill_(0.5)
+    >>> layer(torch.tensor([3.0, 4.0]))                       # 1*3 + 2*4 + 0.5
+    tensor([11.5000], grad_fn=<AddBackward0>)
+
+Every layer acts on the last dimension and accepts any number of leading dimensions, so the same
+`Linear` maps one vector (C,), a sequence (T, C) or a batch of sequences (B, T, C).
+
+Initialisation follows PyTorch's defaults, so that a model built from these layers trains like
+one built from `torch.nn`:
+
+- `Linear`: weight and bias ~ Uniform(-1/sqrt(in_features), 1/sqrt(in_features)). PyTorch
+  writes this as `kaiming_uniform_(weight, a=sqrt(5))`, whose bound works out to the same number.
+- `Embedding`: weight ~ Normal(0, 1).
+- `LayerNorm`, `RMSNorm`: weight = 1 and bias = 0, so a fresh norm only normalises.
+
+The GPT model configures its feed-forward block with `MLP` (GPT-2: GELU, with biases) or
+`SwiGLU` (Llama: a gated SiLU, no biases), and its normalisation with `LayerNorm` or `RMSNorm`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+# --------------------------------------------------------------------------------------------
+# Input checks: a shape or dtype mistake is reported by the layer that received it, in the
+# learner's terms, instead of as a matmul error three frames deeper.
+# --------------------------------------------------------------------------------------------
+
+
+def _check_features(layer: str, x: torch.Tensor, features: int, dtype: torch.dtype) -> None:
+    """Raise if `x` is not a floating tensor of shape (..., features) matching the layer's dtype."""
+    if x.ndim == 0 or x.shape[-1] != features:
+        raise ValueError(
+            f"{layer} expected x of shape (..., {features}), got {tuple(x.shape)}:"
+            f" the last dimension must be the layer's input size {features}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{layer} expected a floating-point x, got {x.dtype}:"
+            f" convert with x.float() (token ids go through an Embedding first)"
+        )
+    # Under torch.autocast, bfloat16 activations meeting float32 weights is the intended mix.
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(
+            f"{layer} has {dtype} parameters but x is {x.dtype}:"
+            f" convert one to match, e.g. x.to({dtype}) or layer.to({x.dtype})"
+        )
+
+
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """`x` in float32 if it is float16 or bfloat16, unchanged otherwise (float64 stays float64).
+
+    Norms compute their statistics at this precision: a mean of squares over 4096 bfloat16
+    numbers (8 bits of mantissa) loses most of its digits.
+    """
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+# --------------------------------------------------------------------------------------------
+# Linear and Embedding
+# --------------------------------------------------------------------------------------------
+
+
+class Linear(nn.Module):
+    """y = x Wᵀ + b: every output is a weighted sum of all inputs, plus a bias.
+
+    The weight has shape (out_features, in_features), as in `torch.nn.Linear`, so row i of the
+    weight holds the coefficients of output i. With in_features=2, out_features=1,
+    W = [[1, 2]] and b = [0.5]: Linear(x=[3, 4]) = 1*3 + 2*4 + 0.5 = [11.5].
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.empty(out_features, in_features, device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.empty(out_features, device=device, dtype=dtype)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Weight and bias ~ Uniform(-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default.
+
+        The bound keeps each output's variance near the input's: a sum of `in_features` terms
+        with weights of variance bound²/3 = 1/(3 in_features) has variance about 1/3 of the
+        input's, whatever the layer's width.
+        """
+        bound = 1 / math.sqrt(self.in_features)
+        with torch.no_grad():  # initialising is not part of the computation to differentiate
+            self.weight.uniform_(-bound, bound)
+            if self.bias is not None:
+                self.bias.uniform_(-bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_features("Linear", x, self.in_features, self.weight.dtype)
+        y = x @ self.weight.T  # (..., in) @ (in, out) -> (..., out)
+        if self.bias is not None:
+            # Under autocast `y` is bfloat16; casting the bias keeps it so (a no-op otherwise).
+            y = y + self.bias.to(y.dtype)  # (..., out) + (out,) broadcasts over the leading dims
+        return y
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        )
+
+
+class Embedding(nn.Module):
+    """A lookup table: token id i becomes row i of the weight, a learned vector of size `embedding_dim`.
+
+    With weight = [[0, 0], [1, 2], [3, 4]] (3 ids, 2 dims), the ids [2, 1, 2] become
+    [[3, 4], [1, 2], [3, 4]]. It computes the same as one-hot(ids) @ weight, without building
+    the one-hot matrix.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Weight ~ Normal(0, 1), PyTorch's default. GPT-2 used Normal(0, 0.02); a model may re-initialise."""
+        with torch.no_grad():
+            self.weight.normal_(0.0, 1.0)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.dtype == torch.bool or ids.is_floating_point():
+            raise TypeError(
+                f"Embedding expected integer token ids, got a {ids.dtype} tensor:"
+                f" build ids with torch.tensor(ids, dtype=torch.long)"
+            )
+        # Indexing would read a negative id from the end of the table, and on a GPU an id past
+        # the end fails with an unreadable device-side assert, so check the range first.
+        # (This reads two numbers back from the device: a small synchronisation per call.)
+        if ids.numel() > 0:
+            low, high = ids.min().item(), ids.max().item()
+            if low < 0 or high >= self.num_embeddings:
+                bad = low if low < 0 else high
+                raise IndexError(
+                    f"Embedding got token id {bad}, outside 0..{self.num_embeddings - 1}:"
+                    f" the table has {self.num_embeddings} rows (is the vocabulary size right?)"
+                )
+        return self.weight[ids]  # (...) -> (..., embedding_dim)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+# --------------------------------------------------------------------------------------------
+# Normalisation
+# --------------------------------------------------------------------------------------------
+
+
+class LayerNorm(nn.Module):
+    """Normalise each vector to mean 0 and variance 1, then scale by `weight` and shift by `bias`.
+
+    For x = [1, 2, 3]: mean 2, variance ((-1)² + 0² + 1²)/3 = 2/3, so with the default weight 1
+    and bias 0 the output is [-1, 0, 1] / sqrt(2/3 + eps) ≈ [-1.2247, 0, 1.2247].
+
+    The variance divides by n, not n - 1 (as `torch.nn.LayerNorm`), and `eps` keeps the division
+    finite for a constant vector. Only the last dimension is normalised (torch also allows
+    several). The statistics are computed in at least float32, then cast back to x's dtype.
+    """
+
+    def __init__(
+        self,
+        normalized_shape: int,
+        eps: float = 1e-5,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        super().__init__()
+        self.normalized_shape = normalized_shape
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(normalized_shape, device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(normalized_shape, device=device, dtype=dtype)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_features("LayerNorm", x, self.normalized_shape, self.weight.dtype)
+        x32 = _at_least_float32(x)
+        mean = x32.mean(dim=-1, keepdim=True)  # (..., C) -> (..., 1)
+        # Centre first, then average the squares: E[(x - mean)²] stays accurate when the
+        # mean is large, where E[x²] - mean² would subtract two nearly equal numbers.
+        centred = x32 - mean  # (..., C)
+        variance = (centred * centred).mean(dim=-1, keepdim=True)  # (..., 1)
+        y = centred / torch.sqrt(variance + self.eps) * self.weight  # (..., C)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, bias={self.bias is not None}"
+
+
+class RMSNorm(nn.Module):
+    """Divide each vector by its root mean square, then scale by `weight` (Llama's normalisation).
+
+    For x = [3, 4]: RMS = sqrt((9 + 16)/2) = sqrt(12.5) ≈ 3.5355, so the output is
+    ≈ [0.8485, 1.1314]. Unlike LayerNorm it neither subtracts the mean nor adds a bias: fewer
+    operations, and in practice trains as well.
+
+    `eps` defaults to 1e-5, the value of Llama 3's configuration. (`torch.nn.RMSNorm`'s default,
+    eps=None, means the dtype's machine epsilon instead; pass eps explicitly when comparing.)
+    """
+
+    def __init__(
+        self,
+        normalized_shape: int,
+        eps: float = 1e-5,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        super().__init__()
+        self.normalized_shape = normalized_shape
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(normalized_shape, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_features("RMSNorm", x, self.normalized_shape, self.weight.dtype)
+        x32 = _at_least_float32(x)
+        mean_square = (x32 * x32).mean(dim=-1, keepdim=True)  # (..., C) -> (..., 1)
+        y = x32 / torch.sqrt(mean_square + self.eps) * self.weight  # (..., C)
+        return y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
+# --------------------------------------------------------------------------------------------
+# Activations: the non-linearity between two linear layers (without one, two linear layers
+# collapse into a single linear map).
+# --------------------------------------------------------------------------------------------
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    """max(x, 0), elementwise: relu([-2, 0, 3]) = [0, 0, 3]. Its gradient is 1 where x > 0, else 0."""
+    return torch.where(x > 0, x, 0.0)
+
+
+def gelu(x: torch.Tensor, approximate: Literal["none", "tanh"] = "none") -> torch.Tensor:
+    """x · Φ(x), where Φ is the standard normal CDF: a smooth ReLU that lets a little negative through.
+
+    gelu(0) = 0, gelu(1) ≈ 0.8413 (= Φ(1)), gelu(-1) ≈ -0.1587. The exact form uses
+    Φ(x) = (1 + erf(x/√2))/2; approximate="tanh" uses the formula GPT-2 was trained with,
+    Φ(x) ≈ (1 + tanh(√(2/π) (x + 0.044715 x³)))/2, which differs by less than 1e-3.
+    """
+    if approximate == "none":
+        return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def silu(x: torch.Tensor) -> torch.Tensor:
+    """x · sigmoid(x), also called swish: silu(0) = 0, silu(1) ≈ 0.7311, silu(-1) ≈ -0.2689.
+
+    torch.sigmoid rather than 1/(1 + exp(-x)): for x = -1000, exp(1000) overflows to inf and
+    the gradient of the hand-written form becomes inf/inf = NaN.
+    """
+    return x * torch.sigmoid(x)
+
+
+class ReLU(nn.Module):
+    """`relu` as a module, to place in a network."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return relu(x)
+
+
+class GELU(nn.Module):
+    """`gelu` as a module; approximate="tanh" selects GPT-2's tanh formula."""
+
+    def __init__(self, approximate: Literal["none", "tanh"] = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(nn.Module):
+    """`silu` as a module, to place in a network."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return silu(x)
+
+
+# The names `MLP(activation=...)` accepts; "gelu_tanh" is GPT-2's variant.
+ACTIVATIONS = {
+    "relu": ReLU,
+    "gelu": GELU,
+    "gelu_tanh": functools.partial(GELU, approximate="tanh"),
+    "silu": SiLU,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Feed-forward blocks: the per-position part of a transformer block
+# --------------------------------------------------------------------------------------------
+
+
+class MLP(nn.Module):
+    """Widen, apply a non-linearity, narrow back: down_proj(act(up_proj(x))).
+
+    Each position is transformed on its own (attention is where positions mix). GPT-2 uses
+    d_hidden = 4 · d_model and GELU. With d_model=768 that is 768·3072 + 3072 + 3072·768 + 768
+    = 4,722,432 parameters per block, about two thirds of the block.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_hidden: int | None = None,
+        activation: str = "gelu",
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"MLP: unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}"
+                f" (for Llama's gated feed-forward use SwiGLU)"
+            )
+        d_hidden = 4 * d_model if d_hidden is None else d_hidden
+        self.up_proj = Linear(d_model, d_hidden, bias=bias, device=device, dtype=dtype)
+        self.act = ACTIVATIONS[activation]()
+        self.down_proj = Linear(d_hidden, d_model, bias=bias, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.up_proj(x))  # (..., d_model) -> (..., d_hidden)
+        return self.down_proj(h)  # (..., d_hidden) -> (..., d_model)
+
+
+class SwiGLU(nn.Module):
+    """Llama's gated feed-forward: down_proj(silu(gate_proj(x)) * up_proj(x)).
+
+    Two projections up instead of one: one (through SiLU) decides, elementwise, how much of the
+    other passes. With three weight matrices instead of two, d_hidden ≈ (2/3) · 4 · d_model
+    spends as many parameters as a 4x MLP: Llama 2 7B has d_model 4096 and d_hidden 11008
+    (that, rounded up to a multiple of 256). No biases by default, as in Llama; the names match
+    Hugging Face's Llama checkpoints.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_hidden: int,
+        bias: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        super().__init__()
+        self.gate_proj = Linear(d_model, d_hidden, bias=bias, device=device, dtype=dtype)
+        self.up_proj = Linear(d_model, d_hidden, bias=bias, device=device, dtype=dtype)
+        self.down_proj = Linear(d_hidden, d_model, bias=bias, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = silu(self.gate_proj(x)) * self.up_proj(x)  # (..., d_model) -> (..., d_hidden)
+        return self.down_proj(h)  # (..., d_hidden) -> (..., d_model)
