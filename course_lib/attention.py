@@ -16,7 +16,9 @@ through a softmax, gives weights that sum to 1; the output is the weighted sum o
 A language model may not look ahead: position t attends to positions 0..t only, which a
 boolean `causal_mask` enforces. `MultiHeadSelfAttention` runs several such attentions ("heads")
 side by side on learned projections of the same sequence, each free to track a different
-relation, and mixes their outputs with one more projection.
+relation, and mixes their outputs with one more projection. Llama tells attention where each
+token is by rotating queries and keys (`rotary_cos_sin`, `apply_rotary`); GPT-2 instead adds
+a learned position embedding to the input, outside this module.
 """
 
 from __future__ import annotations
@@ -117,6 +119,52 @@ def _check_mask(mask: torch.Tensor, scores_shape: torch.Size) -> None:
         )
 
 
+# --------------------------------------------------------------------------------------------
+# Rotary position embeddings (RoPE, Su et al. 2021), as in Llama
+# --------------------------------------------------------------------------------------------
+
+
+def rotary_cos_sin(
+    positions: torch.Tensor, head_dim: int, theta: float = 10000.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cosines and sines of the rotary angles for each position: two (T, head_dim) tensors.
+
+    The head's dimensions form head_dim/2 pairs, pair i being dimensions (i, i + head_dim/2).
+    At position m, pair i is turned by the angle m · theta^(-2i/head_dim): pair 0 by 1 radian
+    per position, the last pairs so slowly that they can tell apart positions far apart.
+    With head_dim=4, theta=100 and positions [0, 1] the angles are [[0, 0], [1, 0.1]], repeated
+    for the two halves: cos -> [[1, 1, 1, 1], [0.5403, 0.9950, 0.5403, 0.9950]].
+
+    Computed in float32 on every call rather than stored as a buffer, which `model.to(torch.bfloat16)`
+    would round to bfloat16's two to three significant digits. The cost is small: T · head_dim
+    cosines and sines per layer, against the T² · head_dim products of attention itself.
+    """
+    if head_dim % 2 != 0:
+        raise ValueError(f"rotary embeddings turn pairs of dimensions: head_dim={head_dim} must be even")
+    pair = torch.arange(head_dim // 2, device=positions.device, dtype=torch.float32)  # (hs/2,)
+    frequencies = theta ** (-2 * pair / head_dim)  # (hs/2,) radians per position
+    angles = positions.float()[:, None] * frequencies[None, :]  # (T, 1) * (1, hs/2) -> (T, hs/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (T, hs): dimensions i and i + hs/2 share an angle
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Turn each pair (x[i], x[i + d/2]) of x's last dimension by its angle: x (..., T, d) -> same shape.
+
+    A pair (a, b) turned by φ becomes (a cos φ - b sin φ, a sin φ + b cos φ). With d=2, x=[1, 0]
+    and φ=1: [cos 1, sin 1] ≈ [0.5403, 0.8415]. A rotation keeps lengths, and the dot product of
+    a query turned by m·f with a key turned by n·f depends on m - n only: attention scores see
+    relative positions. (This is the "rotate half" layout of Hugging Face's Llama; Meta's own
+    checkpoints pair neighbouring dimensions (2i, 2i + 1), and their conversion permutes q_proj
+    and k_proj accordingly.)
+    """
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]  # (..., T, d/2) each: the two members of every pair
+    quarter_turn = torch.cat([-x2, x1], dim=-1)  # (..., T, d): each pair (a, b) -> (-b, a)
+    # cos and sin are float32, so a bfloat16 x is turned in float32 and rounded once at the end.
+    return (x * cos + quarter_turn * sin).to(x.dtype)  # (..., T, d)
+
+
 class MultiHeadSelfAttention(nn.Module):
     """Causal multi-head self-attention over a sequence x of shape (B, T, d_model).
 
@@ -135,6 +183,9 @@ class MultiHeadSelfAttention(nn.Module):
     - fast=False runs this module's `scaled_dot_product_attention` with a `causal_mask`: the
       computation the chapter explains, kept for reading and for drawing the weights.
     forward(x, return_weights=True) always takes the second path and also returns the weights.
+
+    rope_theta: None for no rotary embeddings (GPT-2); a base such as 10000.0 (Llama 2) or
+    500000.0 (Llama 3) to turn queries and keys by `apply_rotary` before attending.
     """
 
     def __init__(
@@ -144,6 +195,7 @@ class MultiHeadSelfAttention(nn.Module):
         n_kv_heads: int | None = None,
         bias: bool = True,
         fast: bool = True,
+        rope_theta: float | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
@@ -163,7 +215,13 @@ class MultiHeadSelfAttention(nn.Module):
         self.n_heads = n_heads
         self.n_kv_heads = n_kv_heads
         self.head_dim = d_model // n_heads
+        if rope_theta is not None and self.head_dim % 2 != 0:
+            raise ValueError(
+                f"MultiHeadSelfAttention: rotary embeddings need an even head size,"
+                f" got d_model / n_heads = {self.head_dim}"
+            )
         self.fast = fast
+        self.rope_theta = rope_theta
         kv_dim = n_kv_heads * self.head_dim
         self.q_proj = Linear(d_model, d_model, bias=bias, device=device, dtype=dtype)
         self.k_proj = Linear(d_model, kv_dim, bias=bias, device=device, dtype=dtype)
@@ -186,6 +244,11 @@ class MultiHeadSelfAttention(nn.Module):
         q = self.q_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, T, C) -> (B, nh, T, hs)
         k = self.k_proj(x).view(B, T, nkv, hs).transpose(1, 2)  # (B, T, nkv*hs) -> (B, nkv, T, hs)
         v = self.v_proj(x).view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        if self.rope_theta is not None:
+            # Positions enter here: turn queries and keys (never values) by their position's angles.
+            cos, sin = rotary_cos_sin(torch.arange(T, device=x.device), hs, self.rope_theta)  # (T, hs)
+            q = apply_rotary(q, cos, sin)  # (B, nh, T, hs)
+            k = apply_rotary(k, cos, sin)  # (B, nkv, T, hs)
         if nkv != nh:
             # Grouped-query attention: repeat each key/value head for its group of query heads.
             k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nkv, T, hs) -> (B, nh, T, hs)
@@ -203,5 +266,6 @@ class MultiHeadSelfAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"d_model={self.d_model}, n_heads={self.n_heads}, n_kv_heads={self.n_kv_heads}, fast={self.fast}"
+            f"d_model={self.d_model}, n_heads={self.n_heads}, n_kv_heads={self.n_kv_heads},"
+            f" fast={self.fast}, rope_theta={self.rope_theta}"
         )

@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import MultiHeadSelfAttention, causal_mask, scaled_dot_product_attention
+from course_lib.attention import (
+    MultiHeadSelfAttention,
+    apply_rotary,
+    causal_mask,
+    rotary_cos_sin,
+    scaled_dot_product_attention,
+)
 from course_lib.device import get_device
 
 DEVICE = get_device()
@@ -301,3 +307,92 @@ def test_mhsa_errors_say_what_is_wrong():
         attn(torch.randn(5, 16, device=DEVICE))
     with pytest.raises(ValueError, match=r"expected x of shape \(B, T, 16\), got \(2, 5, 8\)"):
         attn(torch.randn(2, 5, 8, device=DEVICE))
+
+
+# --------------------------------------------------------------------------------------------
+# Rotary position embeddings
+# --------------------------------------------------------------------------------------------
+
+
+def rotary_by_complex_numbers(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
+    """Reference: pair i of x is the complex number x[i] + j·x[i + d/2], and turning it by φ is
+    multiplying by e^(jφ) (the formulation of the RoFormer paper and Meta's Llama code), in float64."""
+    d = x.shape[-1]
+    pairs = torch.complex(x[..., : d // 2].double(), x[..., d // 2 :].double())  # (..., T, d/2)
+    i = torch.arange(d // 2, dtype=torch.float64, device=x.device)
+    angles = positions.double()[:, None] * theta ** (-2 * i / d)  # (T, d/2)
+    turned = pairs * torch.polar(torch.ones_like(angles), angles)
+    return torch.cat([turned.real, turned.imag], dim=-1).float()
+
+
+def test_rotary_hand_example():
+    cos, sin = rotary_cos_sin(torch.tensor([1], device=DEVICE), head_dim=2)  # one pair, 1 radian
+    turned = apply_rotary(torch.tensor([[1.0, 0.0]], device=DEVICE), cos, sin)
+    close(turned, torch.tensor([[math.cos(1.0), math.sin(1.0)]], device=DEVICE))
+    cos, _ = rotary_cos_sin(torch.tensor([0, 1], device=DEVICE), head_dim=4, theta=100.0)
+    c1, c01 = math.cos(1.0), math.cos(0.1)  # pair 0 turns 1 rad per position, pair 1 100^(-1/2)
+    close(cos, torch.tensor([[1.0, 1.0, 1.0, 1.0], [c1, c01, c1, c01]], device=DEVICE))
+
+
+@pytest.mark.parametrize("theta", [10000.0, 500000.0])
+@pytest.mark.parametrize("leading", [(), (3,), (2, 3)])
+def test_rotary_matches_complex_multiplication(theta, leading):
+    positions = torch.arange(40, device=DEVICE)
+    x = torch.randn(*leading, 40, 16, device=DEVICE)
+    turned = apply_rotary(x, *rotary_cos_sin(positions, 16, theta))
+    # float32 angles up to 40 rad are off by a few 1e-6 rad: hence the looser tolerance.
+    torch.testing.assert_close(turned, rotary_by_complex_numbers(x, positions, theta), atol=5e-5, rtol=1e-5)
+
+
+def test_rotary_keeps_lengths_and_sees_only_relative_positions():
+    q, k = torch.randn(2, 1, 8, device=DEVICE).unbind(0)  # one query, one key, head_dim 8
+
+    def score(m: int, n: int) -> torch.Tensor:
+        q_m = apply_rotary(q, *rotary_cos_sin(torch.tensor([m], device=DEVICE), 8))
+        k_n = apply_rotary(k, *rotary_cos_sin(torch.tensor([n], device=DEVICE), 8))
+        close(q_m.norm(), q.norm())
+        return (q_m * k_n).sum()
+
+    close(score(3, 1), score(10, 8))  # both 2 positions apart
+    close(score(5, 5), (q * k).sum())  # same position: as if not rotated at all
+    assert (score(3, 1) - score(3, 2)).abs() > 1e-3  # a different offset gives a different score
+
+
+@pytest.mark.parametrize("n_kv_heads", [None, 2])
+def test_mhsa_with_rotary_paths_agree_and_stay_causal(n_kv_heads):
+    torch.manual_seed(0)
+    attn = MultiHeadSelfAttention(16, 4, n_kv_heads=n_kv_heads, rope_theta=10000.0, device=DEVICE)
+    x = torch.randn(2, 9, 16, device=DEVICE)
+    y_fast = attn(x)
+    attn.fast = False
+    close(attn(x), y_fast)
+    x_changed = x.clone()
+    x_changed[:, 5] += 1.0
+    close(attn(x_changed)[:, :5], y_fast[:, :5])
+    attn.rope_theta = None  # the same weights without rotation attend differently
+    assert (attn(x) - y_fast).abs().max() > 1e-3
+
+
+def test_mhsa_with_rotary_matches_a_torch_reference():
+    """Queries and keys turned by the complex-number reference, then torch's attention."""
+    torch.manual_seed(0)
+    d_model, n_heads, B, T = 16, 4, 2, 7
+    attn = MultiHeadSelfAttention(d_model, n_heads, rope_theta=10000.0, device=DEVICE)
+    x = torch.randn(B, T, d_model, device=DEVICE)
+    ref = torch_mha_with_our_weights(attn)
+    hs = d_model // n_heads
+
+    def heads(proj, turn):
+        h = F.linear(x, proj.weight, proj.bias).view(B, T, n_heads, hs).transpose(1, 2)
+        return rotary_by_complex_numbers(h, torch.arange(T, device=DEVICE), 10000.0) if turn else h
+
+    q, k, v = heads(attn.q_proj, True), heads(attn.k_proj, True), heads(attn.v_proj, False)
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, d_model)
+    close(attn(x), ref.out_proj(y))
+
+
+def test_rotary_needs_an_even_head_size():
+    with pytest.raises(ValueError, match=r"head_dim=5 must be even"):
+        rotary_cos_sin(torch.arange(3), 5)
+    with pytest.raises(ValueError, match=r"even head size, got d_model / n_heads = 3"):
+        MultiHeadSelfAttention(12, 4, rope_theta=10000.0)
