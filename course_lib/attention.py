@@ -60,7 +60,8 @@ def scaled_dot_product_attention(
 
     A query whose row of the mask is all False (it may attend to nothing, as happens with
     padding) gets all-zero weights and so an all-zero output, where a plain softmax over a row
-    of -inf would give 0/0 = NaN. F.scaled_dot_product_attention does the same in recent PyTorch.
+    of -inf would give 0/0 = NaN. F.scaled_dot_product_attention has done the same since
+    PyTorch 2.5; earlier versions returned NaN.
 
     With return_weights=True it returns (output, weights), the weights (..., T_q, T_k) being
     what a heatmap of attention shows; each row sums to 1 (or is all 0, as above).
@@ -78,8 +79,9 @@ def scaled_dot_product_attention(
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1)  # (..., T_q, T_k), each row sums to 1
     if mask is not None:
-        # Rows with nothing to attend to came out NaN (0/0); make them 0. The gradient stays
-        # finite too: masked_fill passes no gradient through the positions it overwrote.
+        # Rows with nothing to attend to came out NaN (0/0); make them 0. Backward, such a row
+        # is NaN again inside the softmax, but the masked_fill on the scores overwrote all of
+        # it and passes none of its gradient back: the gradients of q, k and v stay finite.
         attends_to_nothing = ~mask.any(dim=-1, keepdim=True)  # (..., T_q, 1)
         weights = weights.masked_fill(attends_to_nothing, 0.0)
     out = weights @ v  # (..., T_q, T_k) @ (..., T_k, d_v) -> (..., T_q, d_v)
@@ -154,9 +156,9 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     A pair (a, b) turned by φ becomes (a cos φ - b sin φ, a sin φ + b cos φ). With d=2, x=[1, 0]
     and φ=1: [cos 1, sin 1] ≈ [0.5403, 0.8415]. A rotation keeps lengths, and the dot product of
     a query turned by m·f with a key turned by n·f depends on m - n only: attention scores see
-    relative positions. (This is the "rotate half" layout of Hugging Face's Llama; Meta's own
-    checkpoints pair neighbouring dimensions (2i, 2i + 1), and their conversion permutes q_proj
-    and k_proj accordingly.)
+    relative positions. (This is the "rotate half" layout of Hugging Face's Llama. Meta's own
+    checkpoints pair neighbouring dimensions (2i, 2i + 1); Hugging Face's conversion permutes
+    the rows of q_proj and k_proj to this layout.)
     """
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]  # (..., T, d/2) each: the two members of every pair

@@ -64,8 +64,8 @@ def _check_features(layer: str, x: torch.Tensor, features: int, dtype: torch.dty
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
     """`x` in float32 if it is float16 or bfloat16, unchanged otherwise (float64 stays float64).
 
-    Norms compute their statistics at this precision: a mean of squares over 4096 bfloat16
-    numbers (8 bits of mantissa) loses most of its digits.
+    Norms compute at this precision and round to x's dtype once, at the end. In bfloat16, with
+    8 significant bits, each step (centring, squaring, dividing) would round again.
     """
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
@@ -101,9 +101,9 @@ class Linear(nn.Module):
     def reset_parameters(self) -> None:
         """Weight and bias ~ Uniform(-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default.
 
-        The bound keeps each output's variance near the input's: a sum of `in_features` terms
-        with weights of variance bound²/3 = 1/(3 in_features) has variance about 1/3 of the
-        input's, whatever the layer's width.
+        The bound shrinks as the layer widens, so that outputs do not grow with the width: an
+        output sums `in_features` terms whose weights have variance bound²/3 = 1/(3 in_features),
+        so for inputs of variance 1 it has variance 1/3, whatever in_features is.
         """
         bound = 1 / math.sqrt(self.in_features)
         with torch.no_grad():  # initialising is not part of the computation to differentiate
