@@ -27,6 +27,12 @@ RTOL = 1e-5
 LEADING = [(), (3,), (2, 3), (2, 3, 4), (2, 1, 3, 2)]
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test draws the same random numbers on every run."""
+    torch.manual_seed(0)
+
+
 def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
     torch.testing.assert_close(actual, expected, atol=ATOL, rtol=RTOL)
 
@@ -241,7 +247,9 @@ def test_layernorm_is_accurate_for_a_large_mean():
     """Centring before squaring: with mean 1e4 and spread 1, E[x²] - mean² would cancel catastrophically."""
     x = 1e4 + torch.randn(4, 64, device=DEVICE)
     expected = nn.functional.layer_norm(x.double(), (64,)).float()  # float64 as the reference
-    torch.testing.assert_close(LayerNorm(64, device=DEVICE)(x), expected, atol=1e-3, rtol=1e-3)
+    # Near 1e4, float32 numbers are 1e-3 apart, so the float32 mean alone is off by about 1e-3;
+    # 1e-2 allows for that, while the E[x²] - mean² shortcut is off by whole units here.
+    torch.testing.assert_close(LayerNorm(64, device=DEVICE)(x), expected, atol=1e-2, rtol=1e-2)
 
 
 @pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
