@@ -6,8 +6,8 @@ computation out so that a reader can check it by hand:
 
     >>> layer = Linear(2, 1)
     >>> with torch.no_grad():
-    ...     layer.weight.copy_(torch.tensor([[1.0, 2.0]]))   # (out_features, in_features)
-    ...     layer.bias.fill_(0.5)
+    ...     layer.weight[:] = torch.tensor([[1.0, 2.0]])     # (out_features, in_features)
+    ...     layer.bias[:] = 0.5
     >>> layer(torch.tensor([3.0, 4.0]))                       # 1*3 + 2*4 + 0.5
     tensor([11.5000], grad_fn=<AddBackward0>)
 

@@ -6,6 +6,7 @@ Tolerance: float32, ATOL = RTOL = 1e-5. The references use fused or differently 
 (scaling q before the product, a fused softmax), which differ from ours in the last few bits.
 """
 
+import doctest
 import math
 
 import pytest
@@ -13,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import course_lib.attention
 from course_lib.attention import (
     MultiHeadSelfAttention,
     apply_rotary,
@@ -402,3 +404,9 @@ def test_rotary_needs_an_even_head_size():
         rotary_cos_sin(torch.arange(3), 5)
     with pytest.raises(ValueError, match=r"even head size, got d_model / n_heads = 3"):
         MultiHeadSelfAttention(12, 4, rope_theta=10000.0)
+
+
+def test_docstring_examples_run_as_written():
+    """The worked examples in the docstrings are doctests: the book quotes them, so they must hold."""
+    result = doctest.testmod(course_lib.attention)
+    assert result.attempted > 0 and result.failed == 0

@@ -10,6 +10,7 @@ different kernels (addmm against matmul-then-add, a fused norm against separate 
 which differ in the last bits: a few float32 ulps (the ulp of 1.0 is 1.2e-7).
 """
 
+import doctest
 import math
 
 import pytest
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import course_lib.layers
 from course_lib.device import get_device
 from course_lib.layers import GELU, MLP, Embedding, LayerNorm, Linear, ReLU, RMSNorm, SiLU, SwiGLU, gelu, silu
 
@@ -397,3 +399,9 @@ def test_mlp_rejects_unknown_activation():
         ValueError, match=r"unknown activation 'swish'; choose one of \['gelu', 'gelu_tanh', 'relu', 'silu'\]"
     ):
         MLP(8, activation="swish")
+
+
+def test_docstring_examples_run_as_written():
+    """The worked examples in the docstrings are doctests: the book quotes them, so they must hold."""
+    result = doctest.testmod(course_lib.layers)
+    assert result.attempted > 0 and result.failed == 0
