@@ -410,3 +410,17 @@ def test_docstring_examples_run_as_written():
     """The worked examples in the docstrings are doctests: the book quotes them, so they must hold."""
     result = doctest.testmod(course_lib.attention)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_mhsa_runs_under_autocast():
+    """Mixed precision: float32 weights, bfloat16 matmuls; both paths agree to bfloat16 precision."""
+    attn = MultiHeadSelfAttention(32, 4, n_kv_heads=2, rope_theta=10000.0, device=DEVICE)
+    x = torch.randn(2, 8, 32, device=DEVICE)
+    expected = attn(x)  # float32
+    with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
+        y_fast = attn(x)
+        attn.fast = False
+        y_teaching = attn(x)
+    assert y_fast.dtype == y_teaching.dtype == torch.bfloat16
+    for y in (y_fast, y_teaching):
+        torch.testing.assert_close(y.float(), expected, atol=2e-2, rtol=2e-2)  # bfloat16 keeps 8 bits
