@@ -5,8 +5,9 @@ References: the visible checks compare with values worked out by hand (in the ch
 and the notebook's text); the hidden ones with course_lib.tokenization and tiktoken.
 """
 
+import ast
 import json
-import pickle
+import sys
 import time
 from pathlib import Path
 
@@ -14,14 +15,17 @@ import pytest
 import regex
 import tiktoken
 
-from course_lib.grading import check_task, checks_for, extract_source, load_namespace, run_checks, task_points, tasks
+from course_lib.grading import check_task, checks_for, extract_source, grade_submission, load_namespace, run_checks
+from course_lib.grading import task_points, tasks
 from course_lib.grading.checks import CheckFailure, collect, format_report, judge, to_plain
+from course_lib.grading.learner_side import call_adapter
 from course_lib.grading.notebook import graded_cells, read_notebook
 from course_lib.tokenization.patterns import GPT4_SPLIT_PATTERN
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTION = REPO / "solutions" / "01_bpe" / "bpe.ipynb"
 RELEASE = REPO / "exercises" / "01_bpe" / "bpe.ipynb"
+GRADING = REPO / "course_lib" / "grading"
 CHECKS = checks_for("01_bpe")
 
 
@@ -38,10 +42,9 @@ def solution_namespace() -> dict:
 
 
 @pytest.fixture(scope="module")
-def submission_results(submission: Path) -> dict:
-    namespace, problems = load_namespace(submission)
-    results = {result.name: result for result in run_checks(namespace, "01_bpe")}
-    return {"problems": problems, "results": results}
+def submission_report(submission: Path):
+    """The submission graded as the batch grader grades it: in a sandboxed process."""
+    return grade_submission("01_bpe", submission)
 
 
 # ---- the check definitions ------------------------------------------------------------------
@@ -57,12 +60,30 @@ def test_checks_are_well_formed() -> None:
         assert {check.visibility for check in task_checks} == {"visible", "hidden"}, task
 
 
-def test_calls_and_references_can_cross_a_process_boundary() -> None:
-    # A sandbox ships `call` to the learner's process by name and gets plain data back.
+def test_inputs_and_references_are_plain_data() -> None:
+    # The sandbox gets the inputs as JSON and the reference never leaves the grader's process.
     for check in CHECKS:
-        assert pickle.loads(pickle.dumps(check.call)).func is check.call.func
-        expected = check.reference()
-        assert json.loads(json.dumps(to_plain(expected))) == to_plain(expected), check.name
+        arguments = check.arguments()
+        assert json.loads(json.dumps(arguments)) == arguments, check.name
+        expected = to_plain(check.reference(**arguments))
+        assert json.loads(json.dumps(expected)) == expected, check.name
+
+
+@pytest.mark.parametrize("module", ["learner_side.py", "exercises/bpe_calls.py"])
+def test_learner_side_modules_import_only_the_standard_library(module: str) -> None:
+    # They are copied into the sandbox, where course_lib (and its dependencies) may not exist.
+    tree = ast.parse((GRADING / module).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [] if node.level else [node.module]
+        else:
+            continue
+        for name in names:
+            assert name.split(".")[0] in sys.stdlib_module_names | {"__future__"}, (module, name)
+    for check in CHECKS:
+        assert check.call.__module__ in {"course_lib.grading.learner_side", "course_lib.grading.exercises.bpe_calls"}
 
 
 def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
@@ -105,16 +126,17 @@ def test_extraction_runs_answer_and_setup_cells_only() -> None:
     compile(source, "submission.py", "exec")
 
 
-# ---- the submission (the solution by default) passes everything ------------------------------
+# ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
 
 
-def test_submission_runs_without_problems(submission_results: dict) -> None:
-    assert submission_results["problems"] == []
+def test_submission_runs_without_problems(submission_report) -> None:
+    assert submission_report.problems == []
+    assert [result.name for result in submission_report.results] == [check.name for check in CHECKS]
 
 
 @pytest.mark.parametrize("name", [check.name for check in CHECKS])
-def test_submission_passes(submission_results: dict, name: str) -> None:
-    result = submission_results["results"][name]
+def test_submission_passes(submission_report, name: str) -> None:
+    (result,) = [result for result in submission_report.results if result.name == name]
     assert result.passed, result.message
     assert result.score == result.points
 
@@ -124,27 +146,29 @@ def test_solution_checks_are_fast(solution_namespace: dict) -> None:
     # once its inputs are cached, must stay far below the "a second or two" a learner may wait.
     run_checks(solution_namespace, "01_bpe")  # warm the caches (cl100k, Tiny Shakespeare)
     for check in CHECKS:
+        arguments = check.arguments()
         start = time.perf_counter()
-        collect(check, solution_namespace)
+        outcome = call_adapter(check.call, solution_namespace, arguments)
         assert time.perf_counter() - start < 0.5, check.name
+        assert outcome["error"] is None, outcome
 
 
 # ---- the released stub fails everything, cleanly --------------------------------------------
 
 
-def test_release_scores_zero() -> None:
+def test_release_scores_zero_in_the_notebook_and_in_the_sandbox() -> None:
     namespace, problems = load_namespace(RELEASE)
     assert problems == []  # the stubs define the functions; calling them raises
-    start = time.perf_counter()
-    results = run_checks(namespace, "01_bpe")
-    assert time.perf_counter() - start < 5
-    assert len(results) == len(CHECKS)
-    for result in results:
-        assert not result.passed and result.score == 0, result.name
-        assert "raised NotImplementedError" in result.message, result.message
+    report = grade_submission("01_bpe", RELEASE)
+    assert report.problems == [] and report.score == 0 and report.max_score == 22
+    for results in (run_checks(namespace, "01_bpe"), report.results):
+        assert len(results) == len(CHECKS)
+        for result in results:
+            assert not result.passed and result.score == 0, result.name
+            assert "raised NotImplementedError" in result.message, result.message
 
 
-# ---- typical mistakes -----------------------------------------------------------------------
+# ---- typical mistakes, each a submission graded in the sandbox ---------------------------------
 
 WRONG = {
     "merge scanning from the right": (
@@ -231,21 +255,103 @@ def decode(ids, merges):
             "decode handles tokens that split characters, like tiktoken",
         },
     ),
+    "get_pair_counts skipping the last pair": (
+        """
+def get_pair_counts(ids):
+    counts = {}
+    for i in range(len(ids) - 2):
+        pair = (ids[i], ids[i + 1])
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+""",
+        {
+            "get_pair_counts counts each adjacent pair",
+            "get_pair_counts counts overlapping repeats and handles short lists",
+        },
+    ),
+    "merge missing a pair at the end (off by one)": (
+        """
+def merge(ids, pair, new_id):
+    merged, i = [], 0
+    while i < len(ids):
+        if i < len(ids) - 2 and (ids[i], ids[i + 1]) == pair:
+            merged.append(new_id)
+            i += 2
+        else:
+            merged.append(ids[i])
+            i += 1
+    return merged
+""",
+        {"merge handles pairs at both ends and leaves its input unchanged"},
+    ),
+    "train_bpe returning the new ids instead of the pairs": (
+        """
+def train_bpe(text, vocab_size):
+    chunks = [list(c.encode("utf-8")) for c in regex.findall(GPT4_SPLIT_PATTERN, text)]
+    new_ids = []
+    for new_id in range(256, vocab_size):
+        counts = {}
+        for chunk in chunks:
+            for pair, n in get_pair_counts(chunk).items():
+                counts[pair] = counts.get(pair, 0) + n
+        best = min(counts, key=lambda p: (-counts[p], p))
+        chunks = [merge(chunk, best, new_id) for chunk in chunks]
+        new_ids.append(new_id)
+    return new_ids
+""",
+        {check.name for check in checks_for("01_bpe", "train_bpe")},
+    ),
+    "encode applying the leftmost mergeable pair first": (
+        """
+def encode(text, merges):
+    new_ids = {pair: 256 + i for i, pair in enumerate(merges)}
+    ids = []
+    for chunk in regex.findall(GPT4_SPLIT_PATTERN, text):
+        chunk_ids = list(chunk.encode("utf-8"))
+        while True:
+            found = [p for p in zip(chunk_ids, chunk_ids[1:]) if p in new_ids]
+            if not found:
+                break
+            chunk_ids = merge(chunk_ids, found[0], new_ids[found[0]])
+        ids += chunk_ids
+    return ids
+""",
+        {"encode applies the earliest learned merge first"},
+    ),
+    "decode numbering merges from 255": (
+        """
+def decode(ids, merges):
+    vocab = {i: bytes([i]) for i in range(256)}
+    for i, (a, b) in enumerate(merges):
+        vocab[255 + i] = vocab[a] + vocab[b]
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+""",
+        {
+            "decode reads UTF-8 and expands merged ids",
+            "decode inverts tiktoken's cl100k_base (first 2,000 merges) on multilingual text",
+        },
+    ),
 }
 
 
+# Which task's answer cell each mistake replaces: the function it defines.
+def _task_of(source: str) -> str:
+    return regex.search(r"^def (\w+)", source, regex.M).group(1)
+
+
 @pytest.mark.parametrize("mistake", list(WRONG))
-def test_mistake_loses_points_of_the_checks_it_breaks(solution_namespace: dict, mistake: str) -> None:
+def test_mistake_loses_points_of_the_checks_it_breaks(notebook_with, mistake: str) -> None:
     source, must_fail = WRONG[mistake]
-    namespace = dict(solution_namespace)
-    exec(source, namespace)
-    results = run_checks(namespace, "01_bpe")
-    failed = {result.name for result in results if not result.passed}
+    # A merge that misses a pair makes the solution's encode loop forever: a short time limit
+    # keeps the test quick (a correct check takes well under 0.5 s, see above).
+    report = grade_submission("01_bpe", notebook_with({_task_of(source): source}), timeout=1)
+    assert report.problems == []
+    failed = {result.name for result in report.results if not result.passed}
     assert must_fail <= failed, f"{mistake}: failed only {failed}"
-    assert sum(r.score for r in results) <= 22 - sum(c.points for c in CHECKS if c.name in must_fail)
-    report = format_report(results, "01_bpe")
+    assert report.score <= 22 - sum(c.points for c in CHECKS if c.name in must_fail)
+    report_text = format_report(report.results, "01_bpe")
     for name in must_fail:
-        assert f"FAIL {name}" in report or f"FAIL [hidden] {name}" in report
+        assert f"FAIL {name}" in report_text or f"FAIL [hidden] {name}" in report_text
 
 
 def test_decode_mistake_message_says_what_happened(solution_namespace: dict) -> None:
@@ -262,7 +368,7 @@ def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict)
     exec(WRONG["train_bpe counting across chunks"][0], namespace)
     check = check_named("train_bpe on a slice of Tiny Shakespeare")
     result = judge(check, collect(check, namespace))
-    expected = to_plain(check.reference())
+    expected = to_plain(check.reference(**check.arguments()))
     assert not result.passed
     assert result.message == (
         "Called train_bpe(<3,000 characters of Tiny Shakespeare>, 296): the result differs from the reference."

@@ -1,15 +1,16 @@
 """A check: one call to the learner's code, compared with a trusted reference.
 
 A check is data. It names the learner's function it grades (its task), the points it is worth, who
-may see its details, the call to make and the reference to compare with:
+may see its details, the adapter that calls the learner's code, the inputs, and the reference:
 
     Check(
         name="merge replaces non-overlapping pairs",
         task="merge",
         points=1,
         visibility="visible",
-        call=partial(call_merge, cases=[([5, 6, 6, 7, 9], (6, 7), 99)]),  # -> [learner's result]
-        reference=partial(expect, [[5, 6, 99, 9]]),
+        call=call_merge,                                   # in exercises/bpe_calls.py
+        inputs={"cases": [([5, 6, 6, 7, 9], (6, 7), 99)]},  # -> call_merge(namespace, cases=...)
+        reference=expect([[5, 6, 99, 9]]),
         describe="merge([5, 6, 6, 7, 9], (6, 7), 99)",
     )
 
@@ -17,49 +18,71 @@ may see its details, the call to make and the reference to compare with:
 
 Running it has two halves that never mix, so that a sandbox can sit between them:
 
-- `collect(check, namespace)` runs in the LEARNER's process: it calls `check.call(namespace)`,
-  catches everything (even SystemExit and KeyboardInterrupt) and returns an `Outcome` holding only
-  plain data: None, bool, int, float, str, lists and dicts with str keys. Nothing else may cross,
-  so a returned object cannot lie about its value (an `__eq__` that always says True is never run).
-- `judge(check, outcome)` runs in the TRUSTED process: it computes `check.reference()`, compares,
-  and writes the `Result` with a message that helps (for a hidden check, without the expected value).
+- the TRUSTED side (this module, the grader's process): `check.arguments()` builds the inputs as
+  plain data (an input may be a zero-argument function, e.g. a slice of Tiny Shakespeare, built
+  here with course_lib and cached), and `judge(check, outcome)` computes
+  `check.reference(**arguments)`, compares, and writes the `Result` with a message that helps
+  (for a hidden check, without the expected value).
+- the LEARNER's side (learner_side.py, standard library only): `call_adapter` runs
+  `check.call(namespace, **arguments)` and returns an outcome holding only plain data. In the
+  batch grader that happens in a sandboxed process (grader.py); the outcome comes back as JSON
+  and `Outcome.from_plain` validates it again, so an object whose `__eq__` lies never reaches
+  the comparison.
 
-`run_checks` does both in one process; `check_task` is what a notebook's check cell calls.
+`run_checks` does both halves in one process; `check_task` is what a notebook's check cell calls.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
-import logging
-import math
-import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Literal
+
+from course_lib.grading.learner_side import (
+    CheckFailure,
+    Tripwires,
+    call_adapter,
+    learner_function,
+    quiet,
+    quote,
+    shorten,
+    to_plain,
+)
+
+__all__ = [
+    "Check",
+    "CheckFailure",
+    "CheckSetupError",
+    "Outcome",
+    "Result",
+    "check_task",
+    "collect",
+    "expect",
+    "format_report",
+    "judge",
+    "learner_function",
+    "plain_equal",
+    "run_checks",
+    "to_plain",
+]
 
 Visibility = Literal["visible", "hidden"]
 
-# How much of a value or of the learner's printed output a message quotes.
-_QUOTE_LIMIT = 300
 # Lists up to this long are compared by eye; longer ones get "first difference at index i".
 _SHORT_LIST = 8
 
 
-class CheckFailure(Exception):
-    """Raised by a check's `call` when the learner's code misbehaves in a way it can explain.
-
-    The message is shown to the learner as it is: "merge should return a list of ints, got tuple".
-    """
-
-
 class CheckSetupError(Exception):
-    """Raised by a check's `call` when it cannot prepare its own inputs (no Tiny Shakespeare file,
-    no tiktoken download): not the learner's fault, so the message is shown even for hidden checks."""
+    """A check could not prepare its inputs or its expected value (no Tiny Shakespeare file, no
+    tiktoken download): not the learner's fault, so the message is shown even for hidden checks."""
 
 
 # How a result's message starts when the check itself could not run (see CheckSetupError).
 SETUP_FAILED = "This check could not run"
+# How it starts when the submission used what it must not (course_lib, a forbidden torch function).
+NOT_ALLOWED = "Not allowed"
 
 
 def plain_equal(expected: Any, actual: Any) -> bool:
@@ -79,14 +102,37 @@ def plain_equal(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
+def _constant(value: Any, **arguments: Any) -> Any:
+    return value
+
+
+def expect(value: Any) -> Callable[..., Any]:
+    """A reference that is a value worked out by hand (visible checks; the notebook shows the same
+    examples): expect([[5, 6, 99, 9]])(cases=...) -> [[5, 6, 99, 9]]."""
+    return partial(_constant, value)
+
+
+def _build(value: Any) -> Any:
+    """Call every zero-argument function inside `value` (lists, tuples and dict values included)."""
+    if callable(value):
+        return value()
+    if isinstance(value, (list, tuple)):
+        return [_build(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _build(item) for key, item in value.items()}
+    return value
+
+
 @dataclass(frozen=True)
 class Check:
     """One graded question about one of the learner's functions (see the module docstring).
 
-    `call` runs in the learner's process and returns plain data; `reference` runs in the trusted
-    process and returns the expected plain data; `compare(expected, actual)` says if they agree.
-    `call` and `reference` are module-level functions or `functools.partial`s of them, so a sandbox
-    can name them and ship them to another process. `show` writes a plain value the way the
+    `call` is an adapter, a module-level function `(namespace, **arguments) -> plain data` of a
+    learner-side module (standard library only: learner_side.py or exercises/*_calls.py), so the
+    sandbox can import it without course_lib. `inputs` are its keyword arguments; a value may be
+    a zero-argument function that builds it on the trusted side (a hidden input). `reference`
+    gets the same arguments and returns the expected plain data (trusted side);
+    `compare(expected, actual)` says if they agree. `show` writes a plain value the way the
     learner's code would print it (rows [[1, 2, 2]] as {(1, 2): 2}) in a visible check's message.
     """
 
@@ -94,8 +140,9 @@ class Check:
     task: str
     points: float
     visibility: Visibility
-    call: Callable[[dict], Any]
-    reference: Callable[[], Any]
+    call: Callable[..., Any]
+    inputs: Mapping[str, Any]
+    reference: Callable[..., Any]
     describe: str
     compare: Callable[[Any, Any], bool] = plain_equal
     show: Callable[[Any], str] = repr
@@ -105,21 +152,61 @@ class Check:
             raise ValueError(f"visibility must be 'visible' or 'hidden', got {self.visibility!r}")
         if self.points < 0:
             raise ValueError(f"points must be >= 0, got {self.points}")
+        if not self.call.__module__.startswith("course_lib.grading.") or "." in self.call.__qualname__:
+            raise ValueError(
+                f"check {self.name!r}: call must be a module-level function of course_lib.grading's "
+                f"learner-side modules, got {self.call.__module__}.{self.call.__qualname__}"
+            )
+
+    def arguments(self) -> dict:
+        """The adapter's keyword arguments as fresh plain data (tuples become lists), built on
+        the trusted side; CheckSetupError if building one fails."""
+        try:
+            return to_plain(_build(dict(self.inputs)))
+        except Exception as err:
+            raise CheckSetupError(f"could not prepare its input: {type(err).__name__}: {err}") from err
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What came back from the learner's side: a plain value, or an explanation of what went wrong.
 
-    `printed` is whatever the learner's code wrote to stdout/stderr during the call; it is kept
-    out of the notebook's output (a grader scores a cell that writes to stderr as 0).
+    `printed` is whatever the learner's code wrote to stdout/stderr during the call; `forbidden`
+    the forbidden torch functions it called.
     """
 
     value: Any = None
     error: str | None = None
     printed: str = ""
     interrupted: bool = False
+    timed_out: bool = False
     setup_failed: bool = False
+    forbidden: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_plain(cls, data: Any) -> Outcome:
+        """An Outcome from the dict `call_adapter` wrote, checked strictly; ValueError if it is
+        not exactly that shape (the learner's code may have tampered with it)."""
+        if type(data) is not dict or set(data) != {"value", "error", "printed", "interrupted", "timed_out", "forbidden"}:
+            raise ValueError("the outcome is not a dict with the expected keys")
+        if not (data["error"] is None or type(data["error"]) is str) or type(data["printed"]) is not str:
+            raise ValueError("the outcome's error or printed output is not text")
+        if type(data["interrupted"]) is not bool or type(data["timed_out"]) is not bool:
+            raise ValueError("the outcome's flags are not booleans")
+        if type(data["forbidden"]) is not list or not all(type(name) is str for name in data["forbidden"]):
+            raise ValueError("the outcome's list of forbidden calls is not a list of str")
+        try:
+            value = to_plain(data["value"])
+        except CheckFailure as err:
+            raise ValueError(f"the outcome's value is not plain data: {err}") from None
+        return cls(
+            value=value,
+            error=data["error"],
+            printed=data["printed"],
+            interrupted=data["interrupted"],
+            timed_out=data["timed_out"],
+            forbidden=tuple(data["forbidden"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -135,79 +222,9 @@ class Result:
     message: str
 
 
-def to_plain(value: Any) -> Any:
-    """Copy `value` into exact plain types (tuples become lists), or raise CheckFailure.
-
-    to_plain((1, [2, 3])) -> [1, [2, 3]]; to_plain({"a": None}) -> {"a": None};
-    to_plain({1: 2}) and to_plain(numpy.int64(3)) raise: only str keys and built-in types cross.
-    """
-    kind = type(value)
-    if value is None or kind in (bool, int, str):
-        return value
-    if kind is float:
-        if not math.isfinite(value):
-            raise CheckFailure(f"got the non-finite float {value!r}")
-        return value
-    if kind in (list, tuple):
-        return [to_plain(item) for item in value]
-    if kind is dict:
-        if not all(type(key) is str for key in value):
-            raise CheckFailure("a dict crossing the check boundary must have str keys")
-        return {key: to_plain(item) for key, item in value.items()}
-    raise CheckFailure(f"got a value of type {kind.__name__}, which is not plain data")
-
-
-def shorten(text: str, limit: int = _QUOTE_LIMIT) -> str:
-    """`text` cut to `limit` characters: shorten("abcdefgh", 3) -> 'abc… (8 characters)'."""
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
-
-
-def quote(value: Any, limit: int = _QUOTE_LIMIT) -> str:
-    """`repr(value)`, shortened: quote([1, 2, 3]) -> '[1, 2, 3]'."""
-    return shorten(repr(value), limit)
-
-
-def _describe_exception(err: BaseException) -> str:
-    if isinstance(err, NotImplementedError):
-        return "raised NotImplementedError: replace the `raise NotImplementedError()` line with your code"
-    if isinstance(err, RecursionError):
-        return "raised RecursionError (maximum recursion depth exceeded): is there a call that never stops?"
-    detail = str(err)
-    return f"raised {type(err).__name__}" + (f": {shorten(detail)}" if detail else "")
-
-
-@contextlib.contextmanager
-def _quiet(printed: io.StringIO) -> Iterator[None]:
-    """Catch everything a check would print: stdout, stderr, warnings and log records (a download
-    logs its progress). nbgrader scores a cell that writes to stderr as 0, so nothing may leak."""
-    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.disable(logging.CRITICAL)
-        try:
-            yield
-        finally:
-            logging.disable(logging.NOTSET)
-
-
-def collect(check: Check, namespace: dict) -> Outcome:
-    """Run `check.call(namespace)` and return its plain result or what went wrong. Never raises.
-
-    This is the learner's side: whatever the learner's code does (raise, exit, print, return
-    something odd) ends up as an Outcome.
-    """
-    printed = io.StringIO()
-    try:
-        with _quiet(printed):
-            value = to_plain(check.call(namespace))
-        return Outcome(value=value, printed=printed.getvalue())
-    except CheckFailure as err:
-        return Outcome(error=str(err), printed=printed.getvalue())
-    except CheckSetupError as err:
-        return Outcome(error=f"{SETUP_FAILED}: {err}", printed=printed.getvalue(), setup_failed=True)
-    except KeyboardInterrupt:
-        return Outcome(error="was interrupted", printed=printed.getvalue(), interrupted=True)
-    except BaseException as err:  # the learner's code may raise anything, SystemExit included
-        return Outcome(error=_describe_exception(err), printed=printed.getvalue())
+def failed(check: Check, message: str) -> Result:
+    """A Result of 0 points for `check` with `message` (the check could not be run or scored)."""
+    return Result(check.name, check.task, check.points, 0.0, False, check.visibility, message)
 
 
 def _first_difference(expected: Any, actual: Any) -> str:
@@ -230,18 +247,32 @@ def _show(check: Check, value: Any) -> str:
         return quote(value)
 
 
-def judge(check: Check, outcome: Outcome) -> Result:
-    """Score `outcome` against `check.reference()`: the trusted side. Messages follow visibility:
-    a visible check shows what was expected and what came back, a hidden one only what was called
-    and whether it raised or differed."""
+def judge(check: Check, outcome: Outcome, arguments: dict | None = None) -> Result:
+    """Score `outcome` against `check.reference(**arguments)`: the trusted side.
+
+    Messages follow visibility: a visible check shows what was expected and what came back, a
+    hidden one only what was called and whether it raised or differed. A call to a forbidden
+    torch function scores 0 whatever the value.
+    """
     called = f"Called {check.describe}"
     if outcome.setup_failed:
-        passed, message = False, f"{outcome.error} (not a problem with your code)."
-    elif outcome.error is not None:
+        return failed(check, f"{outcome.error} (not a problem with your code).")
+    if outcome.forbidden:
+        names = ", ".join(outcome.forbidden)
+        return failed(
+            check,
+            f"{NOT_ALLOWED}: {check.describe} called {names}, which {check.task} must not use, "
+            "so this check scores 0. Write the computation yourself.",
+        )
+    if outcome.error is not None:
         passed, message = False, f"{called}: it {outcome.error}."
     else:
-        with _quiet(io.StringIO()):
-            expected = to_plain(check.reference())
+        try:
+            with quiet(io.StringIO()):
+                expected = to_plain(check.reference(**(check.arguments() if arguments is None else arguments)))
+        except Exception as err:
+            return failed(check, f"{SETUP_FAILED}: could not compute its expected value: {type(err).__name__}: "
+                                 f"{err} (not a problem with your code).")
         passed = check.compare(expected, outcome.value)
         if passed:
             message = f"{called}: correct."
@@ -265,57 +296,59 @@ def judge(check: Check, outcome: Outcome) -> Result:
     )
 
 
-def learner_function(namespace: dict, name: str) -> Callable:
-    """The learner's function `name`, or a CheckFailure saying how to provide it.
+def collect(check: Check, namespace: dict, arguments: dict | None = None, forbidden: list[str] = ()) -> Outcome:
+    """Call the learner's code in THIS process through `check.call` (see learner_side.call_adapter),
+    watching the `forbidden` torch functions; never raises for anything the learner's code does.
 
-    Used inside a check's `call`: learner_function(globals(), "merge") -> the learner's merge.
+    collect(check, {"merge": lambda ids, pair, new_id: ids}) -> Outcome(value=[[5, 6, 6, 7, 9]], ...)
     """
-    if name not in namespace:
-        raise CheckFailure(
-            f"no function named `{name}` is defined: run the cell that defines it (keep the name `{name}`)"
-        )
-    function = namespace[name]
-    if not callable(function):
-        raise CheckFailure(f"`{name}` is a {type(function).__name__}, not a function")
-    return function
-
-
-def _skipped(check: Check) -> Result:
-    return Result(
-        name=check.name,
-        task=check.task,
-        points=check.points,
-        score=0.0,
-        passed=False,
-        visibility=check.visibility,
-        message="Not run: an earlier check of this run was interrupted.",
-    )
+    if arguments is None:
+        try:
+            arguments = check.arguments()
+        except CheckSetupError as err:
+            return Outcome(error=f"{SETUP_FAILED}: {err}", setup_failed=True)
+    tripwires = Tripwires(list(forbidden)).install() if forbidden else None
+    try:
+        outcome = call_adapter(check.call, namespace, arguments, tripwires=tripwires, forbidden=set(forbidden))
+    finally:
+        if tripwires is not None:
+            tripwires.remove()
+    try:
+        return Outcome.from_plain(outcome)
+    except ValueError as err:  # only if the learner's code replaced parts of learner_side
+        return Outcome(error=f"broke the grading code: {err}")
 
 
 def run_checks(namespace: dict, exercise: str, task: str | None = None) -> list[Result]:
     """Run every check of `exercise` (only those of `task`, if given) against `namespace`.
 
-    Both halves run in this process. An interrupt (Ctrl-C in Jupyter, or a KeyboardInterrupt the
-    code raises) scores its check 0 and skips the rest, so a learner can stop a loop that hangs.
+    Both halves run in this process (a notebook's check cell, nbgrader). An interrupt (Ctrl-C in
+    Jupyter, or a KeyboardInterrupt the code raises) scores its check 0 and skips the rest, so a
+    learner can stop a loop that hangs. Forbidden torch functions are watched during each call.
     """
-    from course_lib.grading.exercises import checks_for  # the registry imports this module
+    from course_lib.grading.exercises import checks_for, forbidden_for  # the registry imports this module
 
-    results = []
+    results: list[Result] = []
     interrupted = False
     for check in checks_for(exercise, task):
         if interrupted:
-            results.append(_skipped(check))
+            results.append(failed(check, "Not run: an earlier check of this run was interrupted."))
             continue
-        outcome = collect(check, namespace)
+        try:
+            arguments = check.arguments()
+        except CheckSetupError as err:
+            results.append(judge(check, Outcome(error=f"{SETUP_FAILED}: {err}", setup_failed=True)))
+            continue
+        outcome = collect(check, namespace, arguments, forbidden_for(exercise, check.task))
         interrupted = outcome.interrupted
-        results.append(judge(check, outcome))
+        results.append(judge(check, outcome, arguments))
     return results
 
 
 def format_report(results: list[Result], title: str) -> str:
     """The report a learner reads: every visible check with its message; hidden checks by name and
     pass/fail only (their inputs and expected values appear nowhere), unless the check itself could
-    not run."""
+    not run or the code used what it must not (those messages hold no expected values)."""
     score = sum(result.score for result in results)
     total = sum(result.points for result in results)
     lines = [f"{title}: {score:g} / {total:g} points"]
@@ -324,7 +357,7 @@ def format_report(results: list[Result], title: str) -> str:
         points = f"{result.score:g}/{result.points:g}"
         hidden = result.visibility == "hidden"
         lines.append(f"  {mark} {'[hidden] ' if hidden else ''}{result.name} ({points})")
-        if not result.passed and (not hidden or result.message.startswith(SETUP_FAILED)):
+        if not result.passed and (not hidden or result.message.startswith((SETUP_FAILED, NOT_ALLOWED))):
             lines.extend("      " + line for line in result.message.splitlines())
     return "\n".join(lines)
 

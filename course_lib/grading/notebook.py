@@ -25,10 +25,11 @@ exception at its top level) is reported and the next cells still run, as in Jupy
 from __future__ import annotations
 
 import json
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from course_lib.grading.learner_side import run_cells
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class GradedCell:
 
 
 def read_notebook(path: str | Path) -> dict:
-    """The notebook at `path` as JSON (nbformat 4), with a clear error if it is not one."""
+    """The notebook at `path` as JSON (nbformat 4), with a clear ValueError if it is not one.
+    The file is only read (opened read-only), never written."""
     try:
         notebook = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -60,7 +62,12 @@ def read_notebook(path: str | Path) -> dict:
 
 def _source(cell: dict) -> str:
     source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
+    return "".join(map(str, source)) if isinstance(source, list) else str(source)
+
+
+def _dict(value: object) -> dict:
+    """`value` if it is a dict, else {}: a hand-edited notebook may hold anything anywhere."""
+    return value if isinstance(value, dict) else {}
 
 
 def _without_magics(source: str) -> str:
@@ -78,7 +85,8 @@ def graded_cells(notebook: dict) -> list[GradedCell]:
     """The setup and answer code cells of `notebook`, in order (see the module docstring)."""
     cells = []
     for index, cell in enumerate(notebook["cells"]):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
+        cell = _dict(cell)
+        meta = _dict(_dict(cell.get("metadata")).get("nbgrader"))
         if cell.get("cell_type") != "code" or meta.get("grade"):
             continue
         if meta.get("solution"):
@@ -99,23 +107,18 @@ def extract_source(path: str | Path) -> str:
     )
 
 
+def cells_to_run(cells: list[GradedCell]) -> list[tuple[str, str]]:
+    """(label, source) per graded cell, magics turned into `pass`: what learner_side.run_cells runs."""
+    return [(cell.label, _without_magics(cell.source)) for cell in cells]
+
+
 def load_namespace(path: str | Path) -> tuple[dict, list[str]]:
-    """Run the notebook's setup and answer cells in a fresh namespace; return it and the problems.
+    """Run the notebook's setup and answer cells in a fresh namespace, in THIS process; return the
+    namespace and the problems. (The batch grader runs them in a sandbox instead: grader.py.)
 
     A problem is one line per cell that failed, e.g.
     "answer cell 'merge' (cell 11) raised NameError: name 'x' is not defined (line 3)".
     """
     namespace: dict = {"__name__": "__submission__"}
-    problems = []
-    for cell in graded_cells(read_notebook(path)):
-        try:
-            code = compile(_without_magics(cell.source), f"<{cell.label}>", "exec")
-            exec(code, namespace)  # noqa: S102 - running the learner's code is the point
-        except SyntaxError as err:
-            problems.append(f"{cell.label} has a syntax error: {err.msg} (line {err.lineno})")
-        except BaseException as err:  # the learner's top-level code may raise or exit
-            # The line of the cell that was running, not a line inside a function it called.
-            lines = [f.lineno for f in traceback.extract_tb(err.__traceback__) if f.filename == f"<{cell.label}>"]
-            where = f" (line {lines[-1]})" if lines else ""
-            problems.append(f"{cell.label} raised {type(err).__name__}: {err}{where}")
+    problems = run_cells(cells_to_run(graded_cells(read_notebook(path))), namespace)
     return namespace, problems

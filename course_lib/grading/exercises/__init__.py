@@ -1,9 +1,14 @@
-"""The registry: exercise name -> its checks. The only exercise-specific part of grading.
+"""The registry: exercise name -> its module of checks. The only exercise-specific part of grading.
+
+An exercise module defines CHECKS (a list of Check) and FORBIDDEN, the torch functions each task
+must not call ({"linear": ["torch.nn.functional.linear", "torch.nn.Linear"]}; empty for 01_bpe):
 
     >>> [check.name for check in checks_for("01_bpe", "merge")][:1]
     ['merge replaces non-overlapping pairs']
     >>> task_points("01_bpe")["merge"]
     4
+    >>> forbidden_for("01_bpe", "merge")
+    []
 
 A notebook's check cell for task T is worth exactly task_points(exercise)[T] (tests keep the
 two equal), so nbgrader's partial credit and this registry always agree.
@@ -11,19 +16,25 @@ two equal), so nbgrader's partial credit and this registry always agree.
 
 from __future__ import annotations
 
+from types import ModuleType, SimpleNamespace
+
 from course_lib.grading.checks import Check
 from course_lib.grading.exercises import bpe
 
-EXERCISES: dict[str, list[Check]] = {
-    "01_bpe": bpe.CHECKS,
+EXERCISES: dict[str, ModuleType | SimpleNamespace] = {
+    "01_bpe": bpe,
 }
+
+
+def _exercise(exercise: str) -> ModuleType | SimpleNamespace:
+    if exercise not in EXERCISES:
+        raise KeyError(f"unknown exercise {exercise!r}; the exercises are {sorted(EXERCISES)}")
+    return EXERCISES[exercise]
 
 
 def checks_for(exercise: str, task: str | None = None) -> list[Check]:
     """The checks of `exercise`, in order; only those grading `task` if it is given."""
-    if exercise not in EXERCISES:
-        raise KeyError(f"unknown exercise {exercise!r}; the exercises are {sorted(EXERCISES)}")
-    checks = EXERCISES[exercise]
+    checks = _exercise(exercise).CHECKS
     if task is not None and task not in tasks(exercise):
         raise KeyError(f"exercise {exercise!r} has no task {task!r}; its tasks are {tasks(exercise)}")
     return [check for check in checks if task is None or check.task == task]
@@ -31,7 +42,7 @@ def checks_for(exercise: str, task: str | None = None) -> list[Check]:
 
 def tasks(exercise: str) -> list[str]:
     """The learner's functions that `exercise` grades, in the order the notebook asks for them."""
-    return list(dict.fromkeys(check.task for check in EXERCISES[exercise]))
+    return list(dict.fromkeys(check.task for check in _exercise(exercise).CHECKS))
 
 
 def task_points(exercise: str) -> dict[str, float]:
@@ -40,3 +51,8 @@ def task_points(exercise: str) -> dict[str, float]:
     for check in checks_for(exercise):
         points[check.task] = points.get(check.task, 0) + check.points
     return points
+
+
+def forbidden_for(exercise: str, task: str) -> list[str]:
+    """The torch functions and classes (dotted names) that `task` of `exercise` must not call."""
+    return list(getattr(_exercise(exercise), "FORBIDDEN", {}).get(task, []))

@@ -1,0 +1,299 @@
+"""grade_submission: broken notebooks get clear messages and zero, never an exception; grading is
+repeatable and leaves the submission as it was; forbidden torch functions cost their task.
+
+The solution's full marks, the release's zero and the typical mistakes of exercise 1, all graded
+through grade_submission, are in test_exercise_01_bpe.py; attacks are in test_hostile_submissions.py.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from course_lib.grading import grade_submission, run_checks
+from course_lib.grading.checks import NOT_ALLOWED, Check, format_report
+from course_lib.grading.exercises import EXERCISES, checks_for
+from course_lib.grading.grader import student_of
+from course_lib.grading.learner_side import call_function
+from course_lib.grading.notebook import GradedCell
+from course_lib.grading.static_scan import scan
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTION = REPO / "solutions" / "01_bpe" / "bpe.ipynb"
+NUMBER_OF_CHECKS = len(checks_for("01_bpe"))
+
+
+def write_cells(path: Path, cells: list[tuple[str, str]]) -> Path:
+    """A minimal nbgrader notebook: one answer cell per (grade id, source)."""
+    notebook = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {"nbgrader": {"grade_id": grade_id, "solution": True, "grade": False, "locked": False}},
+                "source": source,
+                "outputs": [],
+                "execution_count": None,
+            }
+            for grade_id, source in cells
+        ],
+    }
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    return path
+
+
+def assert_all_zero(report, message: str) -> None:
+    assert report.score == 0 and report.max_score == 22
+    assert len(report.results) == NUMBER_OF_CHECKS
+    for result in report.results:
+        assert result.score == 0 and not result.passed
+        assert message in result.message, result.message
+
+
+# ---- broken notebooks -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"cells": [', "cannot read"),
+        ("", "cannot read"),
+        ("[1, 2, 3]", "is not a Jupyter notebook"),
+        (b"\xff\xfe\x00garbage", "cannot read"),
+    ],
+)
+def test_unreadable_notebook_scores_zero_with_a_clear_message(tmp_path: Path, content, message: str) -> None:
+    path = tmp_path / "broken.ipynb"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    report = grade_submission("01_bpe", path)
+    assert_all_zero(report, "Not graded: ")
+    assert len(report.problems) == 1 and message in report.problems[0]
+    assert message in report.results[0].message
+
+
+def test_missing_file_scores_zero(tmp_path: Path) -> None:
+    report = grade_submission("01_bpe", tmp_path / "nowhere.ipynb")
+    assert_all_zero(report, "cannot read")
+
+
+def test_notebook_without_cells_scores_zero_and_says_which_function_is_missing(tmp_path: Path) -> None:
+    path = tmp_path / "empty.ipynb"
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []}))
+    report = grade_submission("01_bpe", path)
+    assert report.problems == []
+    assert_all_zero(report, "no function named")
+    assert "no function named `merge` is defined" in report.results[3].message
+
+
+def test_hand_edited_cells_of_any_shape_do_not_break_the_grader(tmp_path: Path) -> None:
+    path = tmp_path / "odd.ipynb"
+    path.write_text(json.dumps({"cells": [1, None, {"cell_type": "code", "metadata": []}, {"metadata": {"nbgrader": 3}}]}))
+    assert_all_zero(grade_submission("01_bpe", path), "no function named")
+
+
+@pytest.mark.parametrize(
+    ("answers", "check_name", "message"),
+    [
+        ({"merge": "x = 1\n"}, "merge replaces non-overlapping pairs", "no function named `merge` is defined"),
+        ({"merge": "merge = 42\n"}, "merge replaces non-overlapping pairs", "`merge` is a int, not a function"),
+        (
+            {"merge": "def merge(ids, pair):\n    return ids\n"},
+            "merge replaces non-overlapping pairs",
+            "raised TypeError: merge() takes 2 positional arguments but 3 were given",
+        ),
+        (
+            {"merge": "def merge(ids, pair, new_id):\n    return tuple(ids)\n"},
+            "merge replaces non-overlapping pairs",
+            "merge should return a list of ints, got tuple",
+        ),
+        (
+            {"get_pair_counts": "def get_pair_counts(ids):\n    return [(a, b) for a, b in zip(ids, ids[1:])]\n"},
+            "get_pair_counts counts each adjacent pair",
+            "get_pair_counts should return a dict mapping pairs (a, b) to counts, got list",
+        ),
+        (
+            {"decode": "def decode(ids, merges):\n    return bytes(ids)\n"},
+            "decode replaces invalid UTF-8 with U+FFFD",
+            "decode should return a str, got bytes",
+        ),
+    ],
+)
+def test_wrong_definitions_score_zero_with_a_clear_message(notebook_with, answers, check_name, message) -> None:
+    # A merge that returns its input unchanged makes the solution's encode loop: a short timeout.
+    report = grade_submission("01_bpe", notebook_with(answers), timeout=1)
+    (task,) = answers
+    assert report.problems == []
+    assert all(result.score == 0 for result in report.results if result.task == task)
+    independent = "decode" if task != "decode" else "get_pair_counts"  # uses no other function
+    assert all(result.passed for result in report.results if result.task == independent)
+    (result,) = [result for result in report.results if result.name == check_name]
+    assert message in result.message, result.message
+
+
+def test_a_broken_cell_is_a_problem_and_the_other_cells_still_run(notebook_with) -> None:
+    path = notebook_with({"merge": "def merge(ids, pair, new_id)\n    return ids\n", "decode": "raise SystemExit('stop')\n"})
+    report = grade_submission("01_bpe", path)
+    assert report.problems == [
+        "answer cell 'merge' (cell 11) has a syntax error: expected ':' (line 1)",
+        "answer cell 'decode' (cell 26) raised SystemExit: stop (line 1)",
+    ]
+    scores = {task: sum(r.score for r in report.results if r.task == task) for task in ("get_pair_counts", "decode")}
+    assert scores == {"get_pair_counts": 3, "decode": 0}
+
+
+# ---- repeatable, read-only --------------------------------------------------------------------
+
+
+def test_grading_twice_gives_the_same_scores_and_leaves_the_file_alone(notebook_with) -> None:
+    path = notebook_with({"encode": "def encode(text, merges):\n    return list(text.encode())\n"})
+    before = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+    first, second = (grade_submission("01_bpe", path) for _ in range(2))
+    assert [r.score for r in first.results] == [r.score for r in second.results]
+    assert [r.message for r in first.results] == [r.message for r in second.results]
+    assert 0 < first.score < 22
+    assert (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns) == before
+
+
+def test_student_comes_from_nbgraders_layout(tmp_path: Path) -> None:
+    assert student_of(Path("/c/submitted/ada/01_bpe/bpe.ipynb"), "01_bpe") == "ada"
+    assert student_of(Path("/c/ada/01_bpe/bpe.ipynb"), "01_bpe") is None
+    path = tmp_path / "submitted" / "bob" / "01_bpe" / "bpe.ipynb"
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    report = grade_submission("01_bpe", path)
+    assert (report.student, report.submission, report.exercise) == ("bob", str(path), "01_bpe")
+
+
+def test_an_unknown_exercise_is_misuse() -> None:
+    with pytest.raises(KeyError, match="unknown exercise"):
+        grade_submission("99_nothing", SOLUTION)
+
+
+# ---- forbidden torch functions ----------------------------------------------------------------
+
+
+def close_to(expected: list, actual: object) -> bool:
+    return isinstance(actual, list) and len(actual) == len(expected) and all(
+        isinstance(a, float) and abs(a - e) <= 1e-5 for e, a in zip(expected, actual)
+    )
+
+
+X, W, B = [1.0, -2.0, 0.5], [[0.5, 1.0, -1.0], [2.0, 0.0, 3.0]], [0.25, -1.0]
+
+
+def reference_affine(function: str, args: list) -> list[float]:
+    x, w, b = (torch.tensor(arg, dtype=torch.float64) for arg in args)
+    return (w @ x + b).tolist()
+
+
+AFFINE = SimpleNamespace(
+    CHECKS=[
+        Check(
+            name="affine computes W x + b",
+            task="affine",
+            points=2,
+            visibility="hidden",
+            call=call_function,
+            inputs={"function": "affine", "args": [X, W, B]},
+            reference=reference_affine,
+            describe="affine(<x>, <W>, <b>)",
+            compare=close_to,
+        )
+    ],
+    FORBIDDEN={"affine": ["torch.nn.functional.linear", "torch.nn.Linear"]},
+)
+
+HONEST = """
+import torch
+def affine(x, w, b):
+    return (torch.tensor(w) @ torch.tensor(x) + torch.tensor(b)).tolist()
+"""
+PLAIN_CALL = """
+import torch
+import torch.nn.functional as F
+def affine(x, w, b):
+    return F.linear(torch.tensor(x), torch.tensor(w), torch.tensor(b)).tolist()
+"""
+# The name never appears as such in the text: only the sandbox's tripwire can see the call.
+HIDDEN_CALL = """
+import torch
+F = getattr(torch.nn, "func" + "tional")
+layer_function = getattr(F, "lin" + "ear")
+def affine(x, w, b):
+    return layer_function(torch.tensor(x), torch.tensor(w), torch.tensor(b)).tolist()
+"""
+MODULE_CALL = """
+import torch
+from torch import nn
+def affine(x, w, b):
+    layer = nn.Linear(3, 2)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(w))
+        layer.bias.copy_(torch.tensor(b))
+        return layer(torch.tensor(x)).tolist()
+"""
+
+
+@pytest.fixture
+def affine_exercise(monkeypatch):
+    monkeypatch.setitem(EXERCISES, "99_affine", AFFINE)
+    return "99_affine"
+
+
+@pytest.mark.parametrize(
+    ("source", "score", "message"),
+    [
+        (HONEST, 2, "correct"),
+        (PLAIN_CALL, 0, "answer cell 'affine' (cell 1) uses torch.nn.functional.linear (line 5), which affine must not call"),
+        (HIDDEN_CALL, 0, "affine(<x>, <W>, <b>) called torch.nn.functional.linear, which affine must not use"),
+        (MODULE_CALL, 0, "uses torch.nn.Linear (line 5), which affine must not call"),
+    ],
+    ids=["honest", "F.linear", "F.linear-hidden-from-the-text", "nn.Linear"],
+)
+def test_forbidden_torch_function_costs_its_task(tmp_path: Path, affine_exercise: str, source, score, message) -> None:
+    report = grade_submission(affine_exercise, write_cells(tmp_path / "affine.ipynb", [("affine", source)]))
+    (result,) = report.results
+    assert report.problems == []
+    assert result.score == score, result.message
+    assert message in result.message
+    if score == 0:
+        assert result.message.startswith(NOT_ALLOWED)
+        # A hidden check shows this message: it holds no expected value.
+        assert message in format_report(report.results, "99_affine")
+
+
+def test_forbidden_call_is_caught_in_the_notebook_too(affine_exercise: str) -> None:
+    # In the learner's own kernel the tripwires are in place only while a check runs, so they
+    # see F.linear looked up at call time (an alias made earlier escapes them: the batch grader,
+    # which installs them before the cells run and also scans the text, is the one that counts).
+    original = torch.nn.functional.linear
+    namespace: dict = {}
+    exec(PLAIN_CALL, namespace)
+    (result,) = run_checks(namespace, affine_exercise)
+    assert result.score == 0 and "called torch.nn.functional.linear" in result.message
+    assert torch.nn.functional.linear is original  # torch is left as it was
+    namespace = {}
+    exec(HONEST, namespace)
+    assert run_checks(namespace, affine_exercise)[0].passed
+
+
+def test_static_scan_follows_imports_and_aliases() -> None:
+    def uses(source: str, cell: str = "affine") -> list[str]:
+        cells = [GradedCell(1, "answer", cell, source)]
+        return [finding.message for finding in scan(cells, ["affine", "other"], AFFINE.FORBIDDEN)]
+
+    assert uses("from torch.nn.functional import linear as lin\n")
+    assert uses("import torch\ny = torch.nn.functional.linear\n")
+    assert uses("from torch import nn\nclass L(nn.Linear):\n    pass\n")
+    assert uses("import torch as t\nf = getattr(t.nn.functional, 'linear')\n")
+    assert not uses("import torch\ny = torch.nn.functional.relu\n")
+    assert not uses("import torch.nn.functional as F\ny = F.linear\n", cell="other")  # other's cell
+    assert uses("import course_lib\n", cell="other")[0].startswith(
+        "Not allowed: answer cell 'other' (cell 1) imports course_lib (line 1)"
+    )
+    assert "refers to '../solutions/01_bpe/bpe.ipynb'" in uses("open('../solutions/01_bpe/bpe.ipynb')\n")[0]
