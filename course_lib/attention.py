@@ -32,15 +32,26 @@ from torch import nn
 from .layers import Linear
 
 
-def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
+def causal_mask(T: int, T_k: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
     """The (T, T) boolean mask of a causal model: True where query i may attend to key j, i.e. j <= i.
 
     causal_mask(3) ->
         [[ True, False, False],
          [ True,  True, False],
          [ True,  True,  True]]
+
+    With a key-value cache the T queries are the newest of T_k positions: query i sits at
+    position T_k - T + i and may attend to keys 0..T_k - T + i. The mask is then (T, T_k):
+
+    causal_mask(2, T_k=4) ->
+        [[ True,  True,  True, False],
+         [ True,  True,  True,  True]]
     """
-    return torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T)
+    T_k = T if T_k is None else T_k
+    if T_k < T:
+        raise ValueError(f"causal_mask: {T} queries cannot be the newest of only T_k={T_k} positions")
+    # tril(diagonal=d) keeps j <= i + d; with d = T_k - T query i keeps keys up to its own position.
+    return torch.ones(T, T_k, dtype=torch.bool, device=device).tril(diagonal=T_k - T)  # (T, T_k)
 
 
 def scaled_dot_product_attention(
@@ -167,6 +178,43 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x * cos + quarter_turn * sin).to(x.dtype)  # (..., T, d)
 
 
+class KVCache:
+    """The keys and values one attention layer has computed so far, kept for generation.
+
+    Generating token t+1 needs the keys and values of positions 0..t, and those of 0..t-1
+    have not changed since the previous step (a causal model never revises the past). So each
+    step computes k and v for the new token only and appends them here: the work per token
+    stays the same instead of growing with the length of the text.
+
+        >>> cache = KVCache()
+        >>> k, v = cache.update(torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4))  # 3 positions
+        >>> k, v = cache.update(torch.ones(1, 2, 1, 4), torch.ones(1, 2, 1, 4))     # 1 more
+        >>> cache.length, tuple(k.shape)
+        (4, (1, 2, 4, 4))
+
+    The cache stores the n_kv_heads heads of grouped-query attention before they are repeated,
+    which is why grouped-query attention shrinks it. One cache per layer, one per generation.
+    """
+
+    def __init__(self) -> None:
+        self.k: torch.Tensor | None = None  # (B, nkv, T_past, hs)
+        self.v: torch.Tensor | None = None  # (B, nkv, T_past, hs)
+
+    @property
+    def length(self) -> int:
+        """How many positions are stored: the position the next token will have."""
+        return 0 if self.k is None else self.k.shape[2]
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the new positions' k and v (B, nkv, T, hs); return all of them (B, nkv, T_past + T, hs)."""
+        if self.k is None or self.v is None:
+            self.k, self.v = k, v
+        else:
+            self.k = torch.cat([self.k, k], dim=2)  # (B, nkv, T_past + T, hs)
+            self.v = torch.cat([self.v, v], dim=2)  # (B, nkv, T_past + T, hs)
+        return self.k, self.v
+
+
 class MultiHeadSelfAttention(nn.Module):
     """Causal multi-head self-attention over a sequence x of shape (B, T, d_model).
 
@@ -188,6 +236,10 @@ class MultiHeadSelfAttention(nn.Module):
 
     rope_theta: None for no rotary embeddings (GPT-2); a base such as 10000.0 (Llama 2) or
     500000.0 (Llama 3) to turn queries and keys by `apply_rotary` before attending.
+
+    forward(x, kv_cache=cache) treats x as the positions that follow those in `cache` (a
+    `KVCache`): it appends their keys and values, lets each new query attend to every cached
+    position and to the new ones up to itself, and turns them by their true positions.
     """
 
     def __init__(
@@ -231,9 +283,12 @@ class MultiHeadSelfAttention(nn.Module):
         self.out_proj = Linear(d_model, d_model, bias=bias, device=device, dtype=dtype)
 
     def forward(
-        self, x: torch.Tensor, return_weights: bool = False
+        self, x: torch.Tensor, return_weights: bool = False, kv_cache: KVCache | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """x (B, T, d_model) -> (B, T, d_model); return_weights=True adds the weights (B, nh, T, T)."""
+        """x (B, T, d_model) -> (B, T, d_model); return_weights=True adds the weights (B, nh, T, T_k).
+
+        T_k = T without a cache; with `kv_cache`, T_k = cached positions + T.
+        """
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(
                 f"MultiHeadSelfAttention expected x of shape (B, T, {self.d_model}), got"
@@ -241,6 +296,7 @@ class MultiHeadSelfAttention(nn.Module):
             )
         B, T, C = x.shape
         nh, nkv, hs = self.n_heads, self.n_kv_heads, self.head_dim
+        start = 0 if kv_cache is None else kv_cache.length  # position of x's first token
         # Project, then split the channels into heads and move heads before time, so that the
         # attention below is a batch of (T, hs) problems, one per (batch, head).
         q = self.q_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, T, C) -> (B, nh, T, hs)
@@ -248,18 +304,31 @@ class MultiHeadSelfAttention(nn.Module):
         v = self.v_proj(x).view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
         if self.rope_theta is not None:
             # Positions enter here: turn queries and keys (never values) by their position's angles.
-            cos, sin = rotary_cos_sin(torch.arange(T, device=x.device), hs, self.rope_theta)  # (T, hs)
+            positions = torch.arange(start, start + T, device=x.device)  # (T,)
+            cos, sin = rotary_cos_sin(positions, hs, self.rope_theta)  # (T, hs)
             q = apply_rotary(q, cos, sin)  # (B, nh, T, hs)
             k = apply_rotary(k, cos, sin)  # (B, nkv, T, hs)
+        if kv_cache is not None:
+            k, v = kv_cache.update(k, v)  # (B, nkv, T_k, hs), T_k = start + T
+        T_k = k.shape[2]
         if nkv != nh:
             # Grouped-query attention: repeat each key/value head for its group of query heads.
-            k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nkv, T, hs) -> (B, nh, T, hs)
-            v = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, T, hs)
+            k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nkv, T_k, hs) -> (B, nh, T_k, hs)
+            v = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, T_k, hs)
         weights = None
         if self.fast and not return_weights:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+            if T_k == T:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+            elif T == 1:
+                # One new token after the cache: it may attend to every position, so no mask.
+                y = F.scaled_dot_product_attention(q, k, v)  # (B, nh, 1, hs)
+            else:
+                # Several new tokens after the cache. (is_causal=True would align the mask to the
+                # top left, letting query 0 see key 0 only, so pass the bottom-right mask.)
+                mask = causal_mask(T, T_k, device=x.device)  # (T, T_k)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
         else:
-            mask = causal_mask(T, device=x.device)  # (T, T), broadcast over (B, nh)
+            mask = causal_mask(T, T_k, device=x.device)  # (T, T_k), broadcast over (B, nh)
             y, weights = scaled_dot_product_attention(q, k, v, mask, return_weights=True)  # (B, nh, T, hs)
         # Put the heads side by side again: (B, nh, T, hs) -> (B, T, nh, hs) -> (B, T, C).
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)

@@ -131,18 +131,25 @@ class Embedding(nn.Module):
     With weight = [[0, 0], [1, 2], [3, 4]] (3 ids, 2 dims), the ids [2, 1, 2] become
     [[3, 4], [1, 2], [3, 4]]. It computes the same as one-hot(ids) @ weight, without building
     the one-hot matrix.
+
+    check_range=True (the default) checks every call that the ids lie in 0..num_embeddings-1
+    and raises a readable IndexError otherwise. On a GPU that check reads two numbers back from
+    the device, which makes the CPU wait for the GPU once per call; a training loop whose ids
+    are known to be valid can set check_range=False (or `emb.check_range = False`) to skip it.
     """
 
     def __init__(
         self,
         num_embeddings: int,
         embedding_dim: int,
+        check_range: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
+        self.check_range = check_range
         self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim, device=device, dtype=dtype))
         self.reset_parameters()
 
@@ -159,8 +166,8 @@ class Embedding(nn.Module):
             )
         # Indexing would read a negative id from the end of the table, and on a GPU an id past
         # the end fails with an unreadable device-side assert, so check the range first.
-        # (This reads two numbers back from the device: a small synchronisation per call.)
-        if ids.numel() > 0:
+        # (This reads two numbers back from the device: a synchronisation per call; see check_range.)
+        if self.check_range and ids.numel() > 0:
             low, high = ids.min().item(), ids.max().item()
             if low < 0 or high >= self.num_embeddings:
                 bad = low if low < 0 else high

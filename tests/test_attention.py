@@ -16,6 +16,7 @@ from torch import nn
 
 import course_lib.attention
 from course_lib.attention import (
+    KVCache,
     MultiHeadSelfAttention,
     apply_rotary,
     causal_mask,
@@ -80,6 +81,15 @@ def test_causal_mask_is_lower_triangular():
     assert mask.dtype == torch.bool and mask.device.type == DEVICE.type
     assert torch.equal(mask, expected)
     assert torch.equal(causal_mask(1), torch.tensor([[True]]))
+
+
+def test_causal_mask_for_queries_after_a_cache_is_bottom_right_aligned():
+    """2 new queries after 2 cached positions: they sit at positions 2 and 3 of 4."""
+    expected = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    assert torch.equal(causal_mask(2, 4), expected)
+    assert torch.equal(causal_mask(3, T_k=3), causal_mask(3))
+    with pytest.raises(ValueError, match=r"3 queries cannot be the newest of only T_k=2"):
+        causal_mask(3, 2)
 
 
 def test_attention_hand_example():
@@ -397,6 +407,33 @@ def test_mhsa_with_rotary_matches_a_torch_reference():
     q, k, v = heads(attn.q_proj, True), heads(attn.k_proj, True), heads(attn.v_proj, False)
     y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, d_model)
     close(attn(x), ref.out_proj(y))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize(("n_kv_heads", "rope_theta"), [(None, None), (2, None), (None, 10000.0), (2, 500000.0)])
+def test_mhsa_with_a_kv_cache_equals_one_pass_over_the_whole_sequence(fast, n_kv_heads, rope_theta):
+    """Feeding 4, 1, 3 and 1 positions through a KVCache gives the outputs of one pass over 9.
+
+    (The one pass is checked against torch above; a top-left aligned mask, or rotary angles
+    restarting at 0, would make the later pieces differ.)"""
+    attn = MultiHeadSelfAttention(16, 4, n_kv_heads=n_kv_heads, fast=fast, rope_theta=rope_theta, device=DEVICE)
+    x = torch.randn(2, 9, 16, device=DEVICE)
+    cache = KVCache()
+    pieces = [attn(x[:, lo:hi], kv_cache=cache) for lo, hi in [(0, 4), (4, 5), (5, 8), (8, 9)]]
+    close(torch.cat(pieces, dim=1), attn(x))
+    assert cache.length == 9
+    assert cache.k.shape == cache.v.shape == (2, n_kv_heads or 4, 9, 4)  # stored before the GQA repeat
+
+
+def test_mhsa_weights_after_a_cache_cover_every_key():
+    attn = MultiHeadSelfAttention(16, 4, device=DEVICE)
+    x = torch.randn(1, 6, 16, device=DEVICE)
+    cache = KVCache()
+    attn(x[:, :4], kv_cache=cache)
+    _, weights = attn(x[:, 4:], kv_cache=cache, return_weights=True)
+    assert weights.shape == (1, 4, 2, 6)  # (B, nh, T new, T_k all)
+    assert (weights[..., 0, 5] == 0).all()  # position 4 does not see position 5
+    close(weights.sum(dim=-1), torch.ones(1, 4, 2, device=DEVICE))
 
 
 def test_rotary_needs_an_even_head_size():

@@ -185,6 +185,12 @@ def test_embedding_rejects_ids_out_of_range(bad_id):
         emb(ids)
 
 
+def test_embedding_range_check_can_be_turned_off():
+    """check_range=False skips the check (and its GPU sync): -1 then indexes from the end, as in torch."""
+    emb = Embedding(10, 4, check_range=False, device=DEVICE)
+    close(emb(torch.tensor([-1], device=DEVICE)), emb.weight[[9]])
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bool])
 def test_embedding_rejects_non_integer_ids(dtype):
     emb = Embedding(10, 4, device=DEVICE)
