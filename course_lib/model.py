@@ -271,7 +271,8 @@ class GPT(nn.Module):
         kv_caches = None
         for _ in range(max_new_tokens):
             if kv_caches is not None and kv_caches[0].length < block_size:
-                logits, _ = self(idx[:, -1:], kv_caches=kv_caches)  # (B, 1, vocab_size): the newest token only
+                # Only the newest token goes through the model; the cache holds the rest.
+                logits, _ = self(idx[:, -1:], kv_caches=kv_caches)  # (B, 1, vocab_size)
             else:
                 kv_caches = self.new_kv_caches() if use_cache else None
                 logits, _ = self(idx[:, -block_size:], kv_caches=kv_caches)  # (B, T', vocab_size)

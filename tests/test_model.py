@@ -25,13 +25,20 @@ RTOL = 1e-5
 
 TINY = dict(vocab_size=37, block_size=16, n_layers=2, d_model=32, n_heads=4)
 GPT2_LIKE = dict(TINY)
-LLAMA_LIKE = dict(TINY, norm="rmsnorm", mlp="swiglu", rope_theta=500000.0, n_kv_heads=2, bias=False, tie_weights=False)
+LLAMA_LIKE = dict(
+    TINY, norm="rmsnorm", mlp="swiglu", rope_theta=500000.0, n_kv_heads=2, bias=False, tie_weights=False
+)
 
 # Every combination of the switches, one at a time independent of the others (64 configs).
 SWITCHES = [
     dict(TINY, norm=norm, mlp=mlp, rope_theta=rope, n_kv_heads=kv, tie_weights=tie, bias=bias)
     for norm, mlp, rope, kv, tie, bias in itertools.product(
-        ("layernorm", "rmsnorm"), ("gelu_tanh", "swiglu"), (None, 10000.0), (None, 2), (True, False), (True, False)
+        ("layernorm", "rmsnorm"),
+        ("gelu_tanh", "swiglu"),
+        (None, 10000.0),
+        (None, 2),
+        (True, False),
+        (True, False),
     )
 ]
 
@@ -123,7 +130,9 @@ def test_rotary_model_has_no_position_embedding_and_learned_one_has_block_size_r
 
 def test_forward_rejects_sequences_longer_than_block_size():
     model = make(**TINY)
-    with pytest.raises(ValueError, match=r"length 17 exceeds the context length block_size=16.*idx\[:, -16:\]"):
+    with pytest.raises(
+        ValueError, match=r"length 17 exceeds the context length block_size=16.*idx\[:, -16:\]"
+    ):
         model(random_ids(model.config, T=17))
     model(random_ids(model.config, T=16))  # exactly block_size is allowed
 
@@ -155,7 +164,11 @@ def test_config_errors_say_what_is_wrong(overrides, message):
 def test_default_config_is_gpt2_small_and_hidden_dims():
     config = GPTConfig()
     assert (config.vocab_size, config.block_size, config.n_layers, config.d_model, config.n_heads) == (
-        50257, 1024, 12, 768, 12,
+        50257,
+        1024,
+        12,
+        768,
+        12,
     )
     assert config.head_dim == 64 and config.kv_heads == 12 and config.hidden_dim == 3072
     # SwiGLU's default: 8/3 · d_model rounded up to a multiple of 8 (8/3 · 32 = 85.3 -> 88).
