@@ -1,0 +1,142 @@
+"""Write grades down: Gradescope's results.json, one JSON line per submission, a CSV for the batch.
+
+A `SubmissionReport` (from course_lib.grading.grader) becomes, for Gradescope,
+
+    {"score": 7.0, "execution_time": 2.31,
+     "output": "Graded 01_bpe in 2.3 s. Isolation: bubblewrap (as uid 65534).",
+     "tests": [{"name": "merge replaces non-overlapping pairs", "score": 1.0, "max_score": 1.0,
+                "status": "passed", "output": "Called merge([5, 6, 6, 7, 9], (6, 7), 99): correct.",
+                "visibility": "visible"}, ...]}
+
+A hidden check's "output" is the grader's message for it, which never quotes the expected value
+(checks.judge writes it so), and its "visibility" is "hidden".
+
+Every file is written atomically: into a temporary file in the same folder, then renamed over
+the target with os.replace, so a reader (Gradescope, a spreadsheet, an interrupted batch) sees
+the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only read here: results.py writes reports down, whoever made them
+    from course_lib.grading.grader import SubmissionReport
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to `path` so that `path` is never seen half-written.
+
+    write_atomic("out/alice/results.json", "{}") creates out/alice/ if needed; a crash before the
+    rename leaves no temporary file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; results are for others to read
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """`data` as indented JSON at `path`, written atomically (non-ASCII kept as is)."""
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def summary_output(report: SubmissionReport) -> str:
+    """The submission-level text: how long, which isolation, and what went wrong with the notebook.
+
+    "Graded 01_bpe in 2.3 s. Isolation: bubblewrap (as uid 65534).\nProblems with your notebook:\n- ..."
+    """
+    lines = [f"Graded {report.exercise} in {report.execution_time:.1f} s. Isolation: {report.isolation}."]
+    if report.problems:
+        lines.append("Problems with your notebook:")
+        lines.extend(f"- {problem}" for problem in report.problems)
+    return "\n".join(lines)
+
+
+def gradescope_tests(report: SubmissionReport) -> list[dict]:
+    """One Gradescope test per check, in the exercise's order."""
+    return [
+        {
+            "name": result.name,
+            "score": float(result.score),
+            "max_score": float(result.points),
+            "status": "passed" if result.passed else "failed",
+            "output": result.message,
+            "visibility": result.visibility,
+        }
+        for result in report.results
+    ]
+
+
+def gradescope_results(report: SubmissionReport) -> dict:
+    """The content of Gradescope's results.json for one submission (see the module docstring)."""
+    return {
+        "score": float(report.score),
+        "execution_time": round(report.execution_time, 2),
+        "output": summary_output(report),
+        "tests": gradescope_tests(report),
+    }
+
+
+def json_line(report: SubmissionReport, submission_id: str, student: str | None) -> dict:
+    """What `--format jsonl` prints for one submission: its id, path, student, scores and tests."""
+    return {
+        "id": submission_id,
+        "submission": report.submission,
+        "student": student,
+        "exercise": report.exercise,
+        "score": float(report.score),
+        "max_score": float(report.max_score),
+        "execution_time": round(report.execution_time, 2),
+        "isolation": report.isolation,
+        "problems": list(report.problems),
+        "tests": gradescope_tests(report),
+    }
+
+
+def task_scores(report: SubmissionReport, tasks: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """(points earned, points available) per task: task_scores(report, ["merge"]) -> {"merge": (3.0, 4.0)}."""
+    scores = dict.fromkeys(tasks, (0.0, 0.0))
+    for result in report.results:
+        earned, available = scores.get(result.task, (0.0, 0.0))
+        scores[result.task] = (earned + float(result.score), available + float(result.points))
+    return scores
+
+
+def _number(value: float) -> str:
+    """22.0 -> '22', 2.5 -> '2.5': what a spreadsheet and a reader expect."""
+    return f"{value:g}"
+
+
+def grades_csv(graded: Sequence[tuple[str, SubmissionReport]], tasks: Sequence[str]) -> str:
+    """The batch as CSV: one row per (submission id, report), one column per task.
+
+    student,submission,score,max_score,get_pair_counts,merge,...
+    alice,submitted/alice/01_bpe/bpe.ipynb,22,22,3,4,...
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student", "submission", "score", "max_score", *tasks])
+    for submission_id, report in graded:
+        per_task = task_scores(report, tasks)
+        writer.writerow(
+            [submission_id, report.submission, _number(report.score), _number(report.max_score)]
+            + [_number(per_task[task][0]) for task in tasks]
+        )
+    return buffer.getvalue()
