@@ -1,0 +1,122 @@
+"""The Gradescope autograder of 01_bpe: the zip holds what a worker needs and no answers, and its
+run_autograder, run against a temporary folder laid out like Gradescope's /autograder (source/
+from the zip, submission/ with the upload, results/), writes the results file Gradescope reads.
+
+References: Gradescope's autograder specification (setup.sh and run_autograder at the zip's root;
+/autograder/results/results.json with score and tests); the scores are the points the notebook's
+check cells state (22 for the solution, 0 for the unedited release).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from submission_notebooks import RELEASE, SOLUTION
+
+from course_lib.grading.gradescope import build_zip, choose_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "course_lib.grading",
+            "gradescope-zip",
+            "01_bpe",
+            "--out",
+            str(tmp_path_factory.mktemp("dist")),
+        ],
+        cwd=REPO,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip())
+
+
+def autograder(archive: Path, root: Path, uploads: dict[str, Path]) -> dict:
+    """Lay out `root` like Gradescope's /autograder, run run_autograder, return results.json."""
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(root / "source")
+    for script in ["setup.sh", "run_autograder"]:  # extractall drops the modes the zip records
+        (root / "source" / script).chmod(0o755)
+    (root / "submission").mkdir()
+    (root / "results").mkdir()
+    for name, notebook in uploads.items():
+        shutil.copy(notebook, root / "submission" / name)
+    # Gradescope copies run_autograder to /autograder/run_autograder and runs it from there.
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root))
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")  # python3: this venv's
+    done = subprocess.run(
+        [str(root / "run_autograder")], cwd=root, env=env, check=False, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
+
+
+def test_zip_has_the_scripts_the_grader_and_no_answers(archive: Path) -> None:
+    with zipfile.ZipFile(archive) as zipped:
+        names = zipped.namelist()
+        modes = {info.filename: info.external_attr >> 16 for info in zipped.infolist()}
+        config = json.loads(zipped.read("assignment.json"))
+    assert archive.name == "gradescope-01_bpe.zip"
+    for required in ["setup.sh", "run_autograder", "requirements.txt", "pyproject.toml", "course_lib/grading/cli.py"]:
+        assert required in names
+    assert modes["setup.sh"] & stat.S_IXUSR and modes["run_autograder"] & stat.S_IXUSR
+    assert config == {"assignment": "01_bpe", "notebooks": ["bpe.ipynb"]}
+    # No solutions, no notebooks at all, nothing from tests/ or the book: the checks compute their
+    # references with course_lib.
+    assert not [name for name in names if name.startswith(("solutions/", "exercises/", "tests/", "book/"))]
+    assert not [name for name in names if name.endswith(".ipynb") or "__pycache__" in name]
+    solution_text = SOLUTION.read_text(encoding="utf-8")
+    assert "### BEGIN SOLUTION" in solution_text
+    with zipfile.ZipFile(archive) as zipped:
+        assert not [name for name in names if b"### BEGIN SOLUTION" in zipped.read(name)]
+
+
+def test_the_same_zip_twice(archive: Path, tmp_path: Path) -> None:
+    assert build_zip("01_bpe", tmp_path, repository=REPO).read_bytes() == archive.read_bytes()
+
+
+def test_solution_scores_full_marks_on_gradescope(archive: Path, tmp_path: Path) -> None:
+    results = autograder(archive, tmp_path, {"bpe.ipynb": SOLUTION})
+    assert results["score"] == 22
+    assert [test["status"] for test in results["tests"]] == ["passed"] * len(results["tests"])
+    assert "Isolation:" in results["output"]
+
+
+def test_release_scores_0_on_gradescope(archive: Path, tmp_path: Path) -> None:
+    results = autograder(archive, tmp_path, {"bpe (1).ipynb": RELEASE})
+    assert results["score"] == 0
+    assert sum(test["max_score"] for test in results["tests"]) == 22
+    assert {test["visibility"] for test in results["tests"]} == {"visible", "hidden"}
+
+
+def test_an_upload_without_a_notebook_scores_0_and_says_what_to_upload(archive: Path, tmp_path: Path) -> None:
+    results = autograder(archive, tmp_path, {"bpe.py": REPO / "course_lib" / "__init__.py"})
+    assert results["score"] == 0
+    assert "No notebook (.ipynb) found in your submission: upload your bpe.ipynb" in results["output"]
+
+
+def test_choose_notebook_prefers_the_released_name(tmp_path: Path) -> None:
+    for name in ["notes.ipynb", "bpe.ipynb", "bpe (1).ipynb"]:
+        (tmp_path / name).write_text("{}")
+    assert choose_notebook(tmp_path, ["bpe.ipynb"]).name == "bpe.ipynb"
+    (tmp_path / "bpe.ipynb").unlink()
+    assert choose_notebook(tmp_path, ["bpe.ipynb"]).name == "bpe (1).ipynb"
+    assert choose_notebook(tmp_path / "missing", ["bpe.ipynb"]) is None
