@@ -144,8 +144,38 @@ def describe_exception(err: BaseException) -> str:
     return f"raised {type(err).__name__}" + (f": {shorten(detail)}" if detail else "")
 
 
+class CappedText(io.TextIOBase):
+    """A text stream that keeps the first `limit` characters written to it and counts the rest,
+    so that code printing gigabytes costs neither memory nor time here.
+
+        stream = CappedText(5); print("hello world", file=stream); stream.getvalue()
+          -> 'hello… (12 characters)'
+    """
+
+    def __init__(self, limit: int = _PRINTED_LIMIT) -> None:
+        super().__init__()
+        self.limit = limit
+        self.kept: list[str] = []
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        text = str(text)
+        room = self.limit - min(self.size, self.limit)
+        if room:
+            self.kept.append(text[:room])
+        self.size += len(text)
+        return len(text)
+
+    def getvalue(self) -> str:
+        kept = "".join(self.kept)
+        return kept if self.size <= self.limit else f"{kept}… ({self.size} characters)"
+
+
 @contextlib.contextmanager
-def quiet(printed: io.StringIO) -> Iterator[None]:
+def quiet(printed: io.TextIOBase) -> Iterator[None]:
     """Catch everything the learner's code prints: stdout, stderr, warnings and log records.
 
     In a notebook, nbgrader scores a cell that writes to stderr as 0, so nothing may leak; in the
@@ -278,7 +308,7 @@ def call_adapter(
     printed, whether a KeyboardInterrupt or the time limit stopped it, and which of the
     `forbidden` torch functions it called (recorded by `tripwires`).
     """
-    printed = io.StringIO()
+    printed = CappedText()
     outcome: dict = {"value": None, "error": None, "printed": "", "interrupted": False, "timed_out": False}
     if tripwires is not None:
         tripwires.watch(forbidden)
@@ -295,7 +325,7 @@ def call_adapter(
         outcome["interrupted"] = True
     except BaseException as err:  # noqa: BLE001 - the learner's code may raise anything, SystemExit included
         outcome["error"] = describe_exception(err)
-    outcome["printed"] = shorten(printed.getvalue(), _PRINTED_LIMIT)
+    outcome["printed"] = printed.getvalue()
     outcome["forbidden"] = list(tripwires.called) if tripwires is not None else []
     return outcome
 
@@ -319,7 +349,7 @@ def run_cells(cells: list[tuple[str, str]], namespace: dict, timeout: float | No
             problems.append(f"{label} cannot be compiled: {describe_exception(err)}")
             continue
         try:
-            with quiet(io.StringIO()), time_limit(timeout):
+            with quiet(CappedText()), time_limit(timeout):
                 exec(code, namespace)  # noqa: S102 - running the learner's code is the point
         except CheckTimeout:
             problems.append(f"{label} did not finish within {timeout:g} s and was stopped")
@@ -372,10 +402,14 @@ def main() -> None:
     """
     block_course_lib()
     job = json.loads(sys.stdin.read())
-    # The results leave through a copy of stdout; stdout itself goes to /dev/null, so that what
-    # the learner's code writes there (even from C, or with os.write) cannot mix with them.
+    # The results leave through a copy of stdout, and the driver's own errors through a copy of
+    # stderr; stdout and stderr themselves go to /dev/null, so that what the learner's code
+    # writes there (even from C, or with os.write) neither mixes with the results nor floods them.
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    sys.stderr = os.fdopen(os.dup(2), "w", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     prefix = f"{RESULT_MARKER}{job['nonce']} "
     dumps = json.dumps  # bound now: the learner's code may replace json.dumps later
 
