@@ -136,6 +136,8 @@ class Embedding(nn.Module):
     and raises a readable IndexError otherwise. On a GPU that check reads two numbers back from
     the device, which makes the CPU wait for the GPU once per call; a training loop whose ids
     are known to be valid can set check_range=False (or `emb.check_range = False`) to skip it.
+    Under torch.compile the check is skipped too: reading a number back would split the
+    compiled graph in three.
     """
 
     def __init__(
@@ -167,7 +169,7 @@ class Embedding(nn.Module):
         # Indexing would read a negative id from the end of the table, and on a GPU an id past
         # the end fails with an unreadable device-side assert, so check the range first.
         # (This reads two numbers back from the device: a synchronisation per call; see check_range.)
-        if self.check_range and ids.numel() > 0:
+        if self.check_range and ids.numel() > 0 and not torch.compiler.is_compiling():
             low, high = ids.min().item(), ids.max().item()
             if low < 0 or high >= self.num_embeddings:
                 bad = low if low < 0 else high

@@ -13,6 +13,7 @@ import math
 
 import pytest
 import torch
+import torch._dynamo
 import torch.nn.functional as F
 
 import course_lib.model
@@ -59,6 +60,16 @@ def switch_id(config: dict) -> str:
 @pytest.fixture(autouse=True)
 def seeded():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: a second thread barely helps, and when other processes share the
+    cores, threads waiting for each other make the tests several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def make(**overrides) -> GPT:
@@ -328,6 +339,17 @@ def test_a_tiny_model_overfits_a_tiny_batch(config):
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.1
+
+
+def test_torch_compile_sees_one_graph():
+    """No graph breaks (the token embedding's range check steps aside under torch.compile), so a
+    compiled model fuses the from-scratch layers into as few kernels as a torch.nn model."""
+    model = make(**GPT2_LIKE)
+    idx = random_ids(model.config)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(model)(idx, idx)
+    torch._dynamo.reset()  # leave no compiled code behind for other tests
+    assert explanation.graph_count == 1 and explanation.graph_break_count == 0
 
 
 def test_docstring_examples_run_as_written():
