@@ -77,8 +77,8 @@ class GPTConfig:
     fast_attention: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "block_size", "n_layers", "d_model", "n_heads"):
-            if getattr(self, name) < 1:
+        for name in ("vocab_size", "block_size", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"GPTConfig: {name} must be a positive integer, got {getattr(self, name)}")
         if self.d_model % self.n_heads != 0:
             raise ValueError(

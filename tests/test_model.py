@@ -165,6 +165,7 @@ def test_forward_errors_say_what_is_wrong():
         (dict(mlp="tanh"), r"mlp must be one of .*'swiglu'"),
         (dict(d_model=12, n_heads=4, rope_theta=10000.0), r"even head_dim"),
         (dict(n_layers=0), r"n_layers must be a positive integer"),
+        (dict(n_kv_heads=0), r"n_kv_heads must be a positive integer"),
     ],
 )
 def test_config_errors_say_what_is_wrong(overrides, message):
@@ -339,6 +340,24 @@ def test_a_tiny_model_overfits_a_tiny_batch(config):
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.1
+
+
+@pytest.mark.parametrize("config", [GPT2_LIKE, LLAMA_LIKE], ids=["gpt2-like", "llama-like"])
+def test_mixed_precision_and_bfloat16_weights(config):
+    """Under autocast the matmuls run in bfloat16 (8 significant bits) and the loss stays close to
+    float32's; a model cast to bfloat16 runs forward and generates."""
+    model = make(**config)
+    idx = random_ids(model.config)
+    _, loss32 = model(idx, idx)
+    with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
+        logits, loss = model(idx, idx)
+    assert logits.dtype == torch.bfloat16
+    assert loss.item() == pytest.approx(loss32.item(), rel=1e-2)
+    loss.backward()  # gradients reach the float32 weights
+    assert model.tok_emb.weight.grad.dtype == torch.float32
+    model16 = model.to(torch.bfloat16)
+    assert model16(idx)[0].dtype == torch.bfloat16
+    assert model16.generate(idx[:, :3], 4, temperature=0.0).shape == (2, 7)
 
 
 def test_torch_compile_sees_one_graph():
