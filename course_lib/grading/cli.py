@@ -294,10 +294,10 @@ def run_grade(args: argparse.Namespace) -> int:
         write_atomic(out / "grades.csv", grades_csv([(s.id, report) for s, report in graded], task_names))
     if args.format == "table":
         print(format_table(graded, task_names))
-        isolations = sorted({report.isolation for _, report in graded})
-        print(
-            f"\n{len(graded)} submission(s) of {exercise} graded in {elapsed:.1f} s; isolation: {'; '.join(isolations)}"
-        )
+        # Each sandbox gets its own uid: count "bubblewrap (as uid 1234)" and "(as uid 5678)" together.
+        isolations = Counter(re.sub(r"uid \d+", "uid …", report.isolation) for _, report in graded)
+        print(f"\n{len(graded)} submission(s) of {exercise} graded in {elapsed:.1f} s")
+        print("isolation: " + "; ".join(f"{how} ×{count}" for how, count in sorted(isolations.items())))
         if out is not None:
             print(f"results: {out}/<submission>/results.json and {out / 'grades.csv'}")
     return 0

@@ -27,8 +27,16 @@ import zipfile
 from pathlib import Path
 
 import course_lib
-from course_lib.grading.cli import UsageError, exercise_tasks, notebooks_in, positive_seconds, ungraded_report
-from course_lib.grading.grader import grade_submission
+from course_lib.grading.cli import (
+    GradingOptions,
+    Submission,
+    UsageError,
+    exercise_tasks,
+    grade_one,
+    notebooks_in,
+    positive_seconds,
+    ungraded_report,
+)
 from course_lib.grading.results import gradescope_results, summary_output, write_json
 
 CONFIG = "assignment.json"
@@ -122,7 +130,9 @@ def run_autograder(root: Path, timeout: float) -> dict:
             f"No notebook (.ipynb) found in your submission: upload your {' and '.join(names)}.",
         )
     else:
-        report = grade_submission(assignment, notebook, timeout=timeout)
+        report = grade_one(
+            GradingOptions(assignment, timeout, use_bubblewrap=None), Submission("upload", notebook, None)
+        )
     results = gradescope_results(report)
     write_json(root / "results" / "results.json", results)
     print(summary_output(report))
