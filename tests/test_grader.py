@@ -5,6 +5,7 @@ The solution's full marks, the release's zero and the typical mistakes of exerci
 through grade_submission, are in test_exercise_01_bpe.py; attacks are in test_hostile_submissions.py.
 """
 
+import doctest
 import hashlib
 import json
 from pathlib import Path
@@ -13,7 +14,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from course_lib.grading import grade_submission, run_checks
+from course_lib.grading import exercises, grade_submission, learner_side, run_checks, static_scan
+from course_lib.grading.exercises import bpe_calls
 from course_lib.grading.checks import NOT_ALLOWED, Check, format_report
 from course_lib.grading.exercises import EXERCISES, checks_for
 from course_lib.grading.grader import student_of
@@ -297,3 +299,9 @@ def test_static_scan_follows_imports_and_aliases() -> None:
         "Not allowed: answer cell 'other' (cell 1) imports course_lib (line 1)"
     )
     assert "refers to '../solutions/01_bpe/bpe.ipynb'" in uses("open('../solutions/01_bpe/bpe.ipynb')\n")[0]
+
+
+@pytest.mark.parametrize("module", [learner_side, static_scan, exercises, bpe_calls], ids=lambda m: m.__name__)
+def test_docstring_examples_hold(module) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0

@@ -35,10 +35,10 @@ Running it has two halves that never mix, so that a sandbox can sit between them
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from course_lib.grading.learner_side import (
     CheckFailure,
@@ -309,7 +309,7 @@ def collect(check: Check, namespace: dict, arguments: dict | None = None, forbid
             return Outcome(error=f"{SETUP_FAILED}: {err}", setup_failed=True)
     tripwires = Tripwires(list(forbidden)).install() if forbidden else None
     try:
-        outcome = call_adapter(check.call, namespace, arguments, tripwires=tripwires, forbidden=set(forbidden))
+        outcome = call_adapter(check.call, namespace, arguments, tripwires=tripwires, forbidden=forbidden)
     finally:
         if tripwires is not None:
             tripwires.remove()

@@ -3,8 +3,8 @@
     >>> report = grade_submission("01_bpe", "solutions/01_bpe/bpe.ipynb")
     >>> report.score, report.max_score, report.problems
     (22.0, 22.0, [])
-    >>> report.isolation
-    'bubblewrap (as uid 65534)'
+    >>> report.isolation               # or "rlimits only: bubblewrap unavailable (...)"
+    'bubblewrap (as uid 231547)'
 
 The steps, and which process does each:
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import secrets
 import sys
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from course_lib.grading import learner_side
-from course_lib.grading.checks import Check, CheckSetupError, Outcome, Result, SETUP_FAILED, failed, judge
+from course_lib.grading.checks import SETUP_FAILED, Check, CheckSetupError, Outcome, Result, failed, judge
 from course_lib.grading.exercises import checks_for, forbidden_for, tasks
 from course_lib.grading.notebook import cells_to_run, graded_cells, read_notebook
 from course_lib.grading.sandbox import Limits, SandboxResult, run_sandboxed

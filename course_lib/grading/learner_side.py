@@ -38,7 +38,7 @@ import signal
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 # How much of a value or of the learner's printed output a message quotes.
@@ -299,7 +299,7 @@ def call_adapter(
     *,
     timeout: float | None = None,
     tripwires: Tripwires | None = None,
-    forbidden: set[str] = frozenset(),
+    forbidden: Collection[str] = (),
 ) -> dict:
     """Run `adapter(namespace, **arguments)` and report what happened as plain data. Never raises.
 
@@ -311,7 +311,7 @@ def call_adapter(
     printed = CappedText()
     outcome: dict = {"value": None, "error": None, "printed": "", "interrupted": False, "timed_out": False}
     if tripwires is not None:
-        tripwires.watch(forbidden)
+        tripwires.watch(set(forbidden))
     try:
         with quiet(printed), time_limit(timeout):
             outcome["value"] = to_plain(adapter(namespace, **arguments))
@@ -375,7 +375,7 @@ class _CourseLibBlocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
         if name == "course_lib" or name.startswith("course_lib."):
             raise ModuleNotFoundError(NO_COURSE_LIB, name=name)
-        return None
+        return None  # not course_lib: the other finders look for it
 
 
 def block_course_lib() -> None:
@@ -397,8 +397,8 @@ def main() -> None:
     The job (JSON): {"nonce": str, "cells": [[label, source]], "calls": [[index, module, adapter,
     arguments, forbidden]], "timeout": seconds, "tripwires": [torch names]}. Each result line is
     RESULT_MARKER + nonce + " " + JSON: {"cells": problems} first, then {"check": index,
-    "outcome": ...} per call, then {"done": true}. Lines go out one at a time, so a crash loses
-    only the check that was running.
+    "outcome": ...} per call. Lines go out one at a time, so a crash loses only the checks that
+    had not finished.
     """
     block_course_lib()
     job = json.loads(sys.stdin.read())
@@ -427,9 +427,8 @@ def main() -> None:
     send({"cells": run_cells([tuple(cell) for cell in job["cells"]], namespace, job["timeout"])})
     for adapter, (index, _, _, arguments, forbidden) in zip(adapters, job["calls"]):
         outcome = call_adapter(
-            adapter, namespace, arguments, timeout=job["timeout"], tripwires=tripwires, forbidden=set(forbidden)
+            adapter, namespace, arguments, timeout=job["timeout"], tripwires=tripwires, forbidden=forbidden
         )
         send({"check": index, "outcome": outcome})
-    send({"done": True})
     # Skip the learner's atexit handlers and threads: their work cannot change the results.
     os._exit(0)
