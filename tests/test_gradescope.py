@@ -104,7 +104,7 @@ def test_release_scores_0_on_gradescope(archive: Path, tmp_path: Path) -> None:
     results = autograder(archive, tmp_path, {"bpe (1).ipynb": RELEASE})
     assert results["score"] == 0
     assert sum(test["max_score"] for test in results["tests"]) == 22
-    assert {test["visibility"] for test in results["tests"]} == {"visible", "hidden"}
+    assert {test["visibility"] for test in results["tests"]} == {"visible", "after_published"}
 
 
 def test_an_upload_without_a_notebook_scores_0_and_says_what_to_upload(archive: Path, tmp_path: Path) -> None:

@@ -128,12 +128,12 @@ def test_results_json_follows_gradescopes_format(batch: dict) -> None:
         assert len(data["tests"]) >= 15
         for test in data["tests"]:
             assert test.keys() == TEST_FIELDS
-            assert test["visibility"] in {"visible", "hidden"}
+            assert test["visibility"] in {"visible", "after_published"}
             assert test["status"] == ("passed" if test["score"] == test["max_score"] else "failed")
             assert 0 <= test["score"] <= test["max_score"] and isinstance(test["output"], str)
         assert data["score"] == sum(test["score"] for test in data["tests"])
         assert sum(test["max_score"] for test in data["tests"]) == 22
-        assert {test["visibility"] for test in data["tests"]} == {"visible", "hidden"}
+        assert {test["visibility"] for test in data["tests"]} == {"visible", "after_published"}
 
 
 def test_scores_of_the_batch(batch: dict) -> None:
@@ -159,7 +159,7 @@ def test_malformed_notebook_gets_0_and_says_why(batch: dict) -> None:
 
 def test_hidden_checks_never_show_expected_values(batch: dict) -> None:
     data = results_of(batch["out"], "partial")
-    hidden_failures = [test for test in data["tests"] if test["visibility"] == "hidden" and test["status"] == "failed"]
+    hidden_failures = [test for test in data["tests"] if test["visibility"] == "after_published" and test["status"] == "failed"]
     assert len(hidden_failures) == 2  # encode's two hidden checks
     for test in hidden_failures:
         assert "expected" not in test["output"].lower()

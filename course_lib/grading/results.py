@@ -9,7 +9,9 @@ A `SubmissionReport` (from course_lib.grading.grader) becomes, for Gradescope,
                 "visibility": "visible"}, ...]}
 
 A hidden check's "output" is the grader's message for it, which never quotes the expected value
-(checks.judge writes it so), and its "visibility" is "hidden".
+(checks.judge writes it so). Its Gradescope visibility is "after_published": learners see its
+name, pass/fail and score once the instructor publishes the grades, as the course promises
+(Gradescope's own "hidden" would show them nothing of it but the total).
 
 Every file is written atomically: into a temporary file in the same folder, then renamed over
 the target with os.replace, so a reader (Gradescope, a spreadsheet, an interrupted batch) sees
@@ -69,6 +71,10 @@ def summary_output(report: SubmissionReport) -> str:
     return "\n".join(lines)
 
 
+# The course's visibility -> Gradescope's word for it (see the module docstring).
+GRADESCOPE_VISIBILITY = {"visible": "visible", "hidden": "after_published"}
+
+
 def gradescope_tests(report: SubmissionReport) -> list[dict]:
     """One Gradescope test per check, in the exercise's order."""
     return [
@@ -78,7 +84,7 @@ def gradescope_tests(report: SubmissionReport) -> list[dict]:
             "max_score": float(result.points),
             "status": "passed" if result.passed else "failed",
             "output": result.message,
-            "visibility": result.visibility,
+            "visibility": GRADESCOPE_VISIBILITY[result.visibility],
         }
         for result in report.results
     ]
