@@ -161,6 +161,16 @@ def test_grading_twice_gives_the_same_scores_and_leaves_the_file_alone(notebook_
     assert (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns) == before
 
 
+def test_results_do_not_depend_on_hash_randomisation(notebook_with) -> None:
+    # The order of a set of str changes with Python's hash seed; the child fixes the seed, so a
+    # submission that (unwisely) depends on that order is still graded the same every time.
+    path = notebook_with({"decode": "def decode(ids, merges):\n    return ''.join({'ab', 'cd', 'ef', 'gh', 'ij'})\n"})
+    first, second = (grade_submission("01_bpe", path) for _ in range(2))
+    message = first.results[-4].message  # decode's first visible check shows what came back
+    assert "\n  got      '" in message
+    assert second.results[-4].message == message
+
+
 def test_student_comes_from_nbgraders_layout(tmp_path: Path) -> None:
     assert student_of(Path("/c/submitted/ada/01_bpe/bpe.ipynb"), "01_bpe") == "ada"
     assert student_of(Path("/c/ada/01_bpe/bpe.ipynb"), "01_bpe") is None

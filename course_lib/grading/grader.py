@@ -48,7 +48,14 @@ STARTUP_SECONDS = 10.0
 _CHILD_PACKAGE = "grading_child"
 _GRADING_PACKAGE = "course_lib.grading"
 # The child's script: find the copied modules in its working directory and run the driver.
+# The sandbox starts Python with -I, which ignores PYTHONHASHSEED, so str hashes (and with them
+# the order of a set of str) would change from run to run, and so could a submission's result.
+# The script therefore starts Python once more, as -I would (-s: no user site, -P: no script
+# folder on sys.path, an environment of our making) but with a fixed hash seed.
 _BOOTSTRAP = f"""import os, sys
+if os.environ.get("PYTHONHASHSEED") != "0":
+    flags = ["-s", "-B"] + (["-P"] if sys.version_info >= (3, 11) else [])  # -P is new in 3.11
+    os.execve(sys.executable, [sys.executable, *flags, __file__], {{**os.environ, "PYTHONHASHSEED": "0"}})
 sys.path.insert(0, os.getcwd())
 from {_CHILD_PACKAGE}.learner_side import main
 main()
