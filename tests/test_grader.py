@@ -181,6 +181,26 @@ def test_student_comes_from_nbgraders_layout(tmp_path: Path) -> None:
     assert (report.student, report.submission, report.exercise) == ("bob", str(path), "01_bpe")
 
 
+def test_a_check_that_cannot_build_its_input_is_reported_and_the_others_graded(monkeypatch) -> None:
+    # Offline without the Tiny Shakespeare file: not the learner's fault, and said so.
+    from course_lib.data import DatasetUnavailableError
+    from course_lib.grading.exercises import bpe
+
+    def offline(name: str) -> str:
+        raise DatasetUnavailableError("no network")
+
+    monkeypatch.setattr(bpe, "load_text", offline)
+    report = grade_submission("01_bpe", SOLUTION)
+    failed = {result.name: result.message for result in report.results if not result.passed}
+    assert set(failed) == {
+        "train_bpe on a slice of Tiny Shakespeare",
+        "encode matches tiktoken with merges trained on Tiny Shakespeare",
+    }
+    assert all(message.startswith("This check could not run: could not prepare its input: DatasetUnavailableError")
+               for message in failed.values())
+    assert report.score == 22 - 3
+
+
 def test_an_unknown_exercise_is_misuse() -> None:
     with pytest.raises(KeyError, match="unknown exercise"):
         grade_submission("99_nothing", SOLUTION)
