@@ -19,10 +19,12 @@ from __future__ import annotations
 from types import ModuleType, SimpleNamespace
 
 from course_lib.grading.checks import Check
+from course_lib.grading.exercises import attention
 from course_lib.grading.exercises import bpe
 
 EXERCISES: dict[str, ModuleType | SimpleNamespace] = {
     "01_bpe": bpe,
+    "03_attention": attention,
 }
 
 
