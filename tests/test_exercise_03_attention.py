@@ -1,0 +1,397 @@
+"""Exercise 03_attention: the solution passes every check, the released stub passes none, typical
+mistakes lose the points of the checks that name them, and torch's own attention costs its task.
+
+References: every check compares with PyTorch (F.scaled_dot_product_attention,
+nn.MultiheadAttention with the same weights, nn.Transformer.generate_square_subsequent_mask);
+the messages asserted below hold numbers worked out by hand in the notebook's text.
+
+    pytest tests/test_exercise_03_attention.py --submission ~/Downloads/attention.ipynb
+
+grades a learner's notebook instead of the solution (the tests that need the solution's own
+answers still use it).
+"""
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import regex
+import torch
+
+from course_lib.grading import check_task, checks_for, grade_submission, load_namespace, run_checks, task_points, tasks
+from course_lib.grading.checks import collect, format_report, judge, to_plain
+from course_lib.grading.compare import tensor_plain, tensors_close
+from course_lib.grading.exercises.attention import only_later_positions_change
+from course_lib.grading.notebook import graded_cells, read_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTION = REPO / "solutions" / "03_attention" / "attention.ipynb"
+RELEASE = REPO / "exercises" / "03_attention" / "attention.ipynb"
+EXERCISE = "03_attention"
+CHECKS = checks_for(EXERCISE)
+TOTAL = 19
+TASKS = ["scaled_dot_product_attention", "causal_mask", "MultiHeadSelfAttention"]
+F_SDPA = "torch.nn.functional.scaled_dot_product_attention"
+
+
+def check_named(name: str):
+    (check,) = [check for check in CHECKS if check.name == name]
+    return check
+
+
+@pytest.fixture(scope="module")
+def submission_report(request: pytest.FixtureRequest):
+    """The notebook under test (--submission, unless it is conftest's 01_bpe default) graded as
+    the batch grader grades it: in a sandboxed process."""
+    given = Path(request.config.getoption("--submission")).expanduser().resolve()
+    notebook = given if given.parent.name == EXERCISE else SOLUTION
+    return grade_submission(EXERCISE, notebook)
+
+
+@pytest.fixture(scope="module")
+def solution_namespace() -> dict:
+    namespace, problems = load_namespace(SOLUTION)
+    assert problems == []
+    return namespace
+
+
+def grade_in_process(notebook_with, answers: dict[str, str]):
+    """The solution with `answers` replaced, its cells run and its checks judged in this process."""
+    namespace, problems = load_namespace(notebook_with(answers, base=SOLUTION))
+    assert problems == []
+    return run_checks(namespace, EXERCISE)
+
+
+# ---- the check definitions ------------------------------------------------------------------
+
+
+def test_checks_are_well_formed() -> None:
+    names = [check.name for check in CHECKS]
+    assert len(names) == len(set(names)), "check names must be unique"
+    assert tasks(EXERCISE) == TASKS
+    assert task_points(EXERCISE) == {"scaled_dot_product_attention": 8, "causal_mask": 3, "MultiHeadSelfAttention": 8}
+    for task in TASKS:
+        assert {check.visibility for check in checks_for(EXERCISE, task)} == {"visible", "hidden"}, task
+
+
+def test_inputs_and_references_are_plain_data() -> None:
+    # The sandbox gets the inputs as JSON and the reference never leaves the grader's process.
+    for check in CHECKS:
+        arguments = check.arguments()
+        assert json.loads(json.dumps(arguments)) == arguments, check.name
+        expected = to_plain(check.reference(**arguments))
+        assert json.loads(json.dumps(expected)) == expected, check.name
+        assert check.arguments() == arguments, f"{check.name}: inputs must not change between runs"
+
+
+def test_adapters_import_only_the_standard_library_and_torch() -> None:
+    # attention_calls.py is copied into the sandbox, where course_lib cannot be imported.
+    tree = ast.parse((REPO / "course_lib" / "grading" / "exercises" / "attention_calls.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [] if node.level else [node.module]
+        else:
+            continue
+        for name in names:
+            assert name.split(".")[0] in sys.stdlib_module_names | {"__future__", "torch"}, name
+    assert {check.call.__module__ for check in CHECKS} == {"course_lib.grading.exercises.attention_calls"}
+
+
+def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
+    points = {}
+    for cell in read_notebook(SOLUTION)["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("grade"):
+            task = regex.search(r'check_task\(globals\(\), "03_attention", "(\w+)"\)', "".join(cell["source"])).group(1)
+            points[task] = meta["points"]
+    assert points == task_points(EXERCISE)
+    assert sum(points.values()) == TOTAL
+
+
+def test_only_setup_and_answer_cells_are_graded() -> None:
+    cells = graded_cells(read_notebook(SOLUTION))
+    assert [(cell.kind, cell.grade_id) for cell in cells] == [("setup", "setup")] + [("answer", t) for t in TASKS]
+
+
+def test_hidden_references_agree_with_the_course_library() -> None:
+    # A second opinion on the references: course_lib.attention computes every expected value too.
+    from course_lib import attention
+
+    for check in checks_for(EXERCISE, "scaled_dot_product_attention"):
+        arguments = check.arguments()
+        ours = []
+        for case in arguments["cases"]:
+            q, k, v = (torch.tensor(case[name]) for name in "qkv")
+            mask = None if case["mask"] is None else torch.tensor(case["mask"])
+            ours.append(tensor_plain(attention.scaled_dot_product_attention(q, k, v, mask)))
+        assert tensors_close(check.reference(**arguments), ours), check.name
+    assert check_named("causal_mask of longer sequences").reference(sizes=[5, 16]) == [
+        tensor_plain(attention.causal_mask(T)) for T in (5, 16)
+    ]
+
+
+# ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
+
+
+def test_submission_runs_without_problems(submission_report) -> None:
+    assert submission_report.problems == []
+    assert [result.name for result in submission_report.results] == [check.name for check in CHECKS]
+
+
+@pytest.mark.parametrize("name", [check.name for check in CHECKS])
+def test_submission_passes(submission_report, name: str) -> None:
+    (result,) = [result for result in submission_report.results if result.name == name]
+    assert result.passed, result.message
+    assert result.score == result.points
+
+
+def test_solution_passes_in_the_notebook(solution_namespace: dict, capsys) -> None:
+    for task in TASKS:
+        assert check_task(solution_namespace, EXERCISE, task) == task_points(EXERCISE)[task]
+    printed = capsys.readouterr()
+    assert printed.err == ""  # nbgrader scores a cell that writes to stderr as 0
+    assert "FAIL" not in printed.out and printed.out.count("PASS") == len(CHECKS)
+
+
+# ---- the released stub fails everything, cleanly --------------------------------------------
+
+
+def test_release_scores_zero_in_the_notebook_and_in_the_sandbox() -> None:
+    namespace, problems = load_namespace(RELEASE)
+    assert problems == []  # the stubs define the functions and the class; calling them raises
+    report = grade_submission(EXERCISE, RELEASE)
+    assert report.problems == [] and report.score == 0 and report.max_score == TOTAL
+    assert report.execution_time < 15
+    for results in (run_checks(namespace, EXERCISE), report.results):
+        assert len(results) == len(CHECKS)
+        for result in results:
+            assert not result.passed and result.score == 0, result.name
+            assert "raised NotImplementedError" in result.message, result.message
+
+
+# ---- typical mistakes -----------------------------------------------------------------------
+
+SDPA = "def scaled_dot_product_attention(q, k, v, mask=None):\n"
+SCALE = "scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])"
+
+SOFTMAX_BY_HAND = SDPA + f"""    {SCALE}
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    e = torch.exp(scores)
+    return e / e.sum(dim=-1, keepdim=True) @ v
+"""
+
+MHA = """class MultiHeadSelfAttention(nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.n_heads = n_heads
+        self.q_proj, self.k_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+        self.v_proj, self.out_proj = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        hd = C // self.n_heads
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+"""
+MHA_CORRECT_SPLIT = "        q, k, v = (t.view(B, T, self.n_heads, hd).transpose(1, 2) for t in (q, k, v))\n"
+
+# (answer cells replaced, the checks that must fail). Each is a mistake learners make.
+WRONG = {
+    "scores divided by d_k": (
+        {"scaled_dot_product_attention": SDPA + f"    {SCALE.replace('math.sqrt(q.shape[-1])', 'q.shape[-1]')}\n"
+         "    if mask is not None:\n        scores = scores.masked_fill(~mask, float('-inf'))\n"
+         "    return torch.softmax(scores, dim=-1) @ v\n"},
+        {"attention divides the scores by sqrt(d_k)", "attention with T_q != T_k and d_v != d_k",
+         "MultiHeadSelfAttention matches nn.MultiheadAttention with the same weights"},
+    ),
+    "scores not scaled": (
+        {"scaled_dot_product_attention": SDPA + "    scores = q @ k.transpose(-2, -1)\n"
+         "    if mask is not None:\n        scores = scores.masked_fill(~mask, float('-inf'))\n"
+         "    return torch.softmax(scores, dim=-1) @ v\n"},
+        {"attention divides the scores by sqrt(d_k)", "attention over leading batch dimensions"},
+    ),
+    "masked scores set to 0 instead of -inf": (
+        {"scaled_dot_product_attention": SDPA + f"    {SCALE}\n"
+         "    if mask is not None:\n        scores = scores.masked_fill(~mask, 0.0)\n"
+         "    return torch.softmax(scores, dim=-1) @ v\n"},
+        {"attention gives masked keys no weight", "attention with random masks that broadcast",
+         "MultiHeadSelfAttention takes no information from later positions"},
+    ),
+    "softmax over the queries (dim=-2)": (
+        {"scaled_dot_product_attention": SDPA + f"    {SCALE}\n"
+         "    if mask is not None:\n        scores = scores.masked_fill(~mask, float('-inf'))\n"
+         "    return torch.softmax(scores, dim=-2) @ v\n"},
+        {"attention weighs the values by a softmax over the keys", "attention over leading batch dimensions"},
+    ),
+    "mask applied after the softmax": (
+        {"scaled_dot_product_attention": SDPA + f"    {SCALE}\n"
+         "    weights = torch.softmax(scores, dim=-1)\n"
+         "    if mask is not None:\n        weights = weights * mask\n"
+         "    return weights @ v\n"},
+        {"attention gives masked keys no weight", "attention with random masks that broadcast"},
+    ),
+    "softmax by hand, without subtracting the maximum": (
+        {"scaled_dot_product_attention": SOFTMAX_BY_HAND},
+        {"attention is stable when the scores are large", "attention is stable with large random scores"},
+    ),
+    "causal mask upper-triangular": (
+        {"causal_mask": "def causal_mask(T):\n    return torch.ones(T, T, dtype=torch.bool).triu()\n"},
+        {"causal_mask(3) is a lower-triangular bool tensor", "causal_mask of one and two positions",
+         "causal_mask of longer sequences", "MultiHeadSelfAttention takes no information from later positions"},
+    ),
+    "causal mask of 0.0 and 1.0": (
+        {"causal_mask": "def causal_mask(T):\n    return torch.ones(T, T).tril()\n"},
+        {"causal_mask(3) is a lower-triangular bool tensor", "causal_mask of one and two positions"},
+    ),
+    "heads split by reshape without transpose": (
+        {"MultiHeadSelfAttention": MHA
+         + "        q, k, v = (t.reshape(B, self.n_heads, T, hd) for t in (q, k, v))\n"
+         "        y = scaled_dot_product_attention(q, k, v, causal_mask(T))\n"
+         "        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))\n"},
+        {"MultiHeadSelfAttention on the hand-made example",
+         "MultiHeadSelfAttention matches nn.MultiheadAttention with the same weights"},
+    ),
+    "no out_proj": (
+        {"MultiHeadSelfAttention": MHA + MHA_CORRECT_SPLIT
+         + "        y = scaled_dot_product_attention(q, k, v, causal_mask(T))\n"
+         "        return y.transpose(1, 2).reshape(B, T, C)\n"},
+        {"MultiHeadSelfAttention on the hand-made example",
+         "MultiHeadSelfAttention matches nn.MultiheadAttention with the same weights"},
+    ),
+    "no causal mask in forward": (
+        {"MultiHeadSelfAttention": MHA + MHA_CORRECT_SPLIT
+         + "        y = scaled_dot_product_attention(q, k, v)\n"
+         "        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))\n"},
+        {"MultiHeadSelfAttention takes no information from later positions",
+         "MultiHeadSelfAttention on the hand-made example"},
+    ),
+    "projections without bias": (
+        {"MultiHeadSelfAttention": MHA.replace("d_model, d_model)", "d_model, d_model, bias=False)") + MHA_CORRECT_SPLIT
+         + "        y = scaled_dot_product_attention(q, k, v, causal_mask(T))\n"
+         "        return self.out_proj(y.transpose(1, 2).reshape(B, T, C))\n"},
+        {check.name for check in checks_for(EXERCISE, "MultiHeadSelfAttention")},
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", list(WRONG))
+def test_mistake_loses_points_of_the_checks_it_breaks(notebook_with, mistake: str) -> None:
+    answers, must_fail = WRONG[mistake]
+    results = grade_in_process(notebook_with, answers)
+    failed = {result.name for result in results if not result.passed}
+    assert must_fail <= failed, f"{mistake}: failed only {failed}"
+    # A mistake in one task costs only that task, and the tasks built on it.
+    (task,) = answers
+    later = TASKS[TASKS.index(task) + 1 :] if task != "MultiHeadSelfAttention" else []
+    assert {r.task for r in results if not r.passed} <= {task, *later}, mistake
+    report = format_report(results, EXERCISE)
+    for name in must_fail:
+        assert f"FAIL {name}" in report or f"FAIL [hidden] {name}" in report
+
+
+def test_a_mistake_graded_in_the_sandbox(notebook_with) -> None:
+    answers, must_fail = WRONG["scores divided by d_k"]
+    report = grade_submission(EXERCISE, notebook_with(answers, base=SOLUTION))
+    assert report.problems == []
+    failed = {result.name for result in report.results if not result.passed}
+    assert must_fail <= failed
+    assert report.score == TOTAL - sum(check.points for check in CHECKS if check.name in failed)
+    assert sum(r.score for r in report.results if r.task == "causal_mask") == 3  # untouched
+
+
+def test_visible_failure_shows_expected_and_got(solution_namespace: dict) -> None:
+    namespace = dict(solution_namespace)
+    exec(WRONG["scores divided by d_k"][0]["scaled_dot_product_attention"], namespace)
+    check = check_named("attention divides the scores by sqrt(d_k)")
+    assert judge(check, collect(check, namespace)).message == (
+        "Called scaled_dot_product_attention(q, k, v) with q = k = [[2., 0., 0., 0.], [0., 0., 0., 0.]], "
+        "v = [[1., 0.], [0., 1.]] (d_k = 4):\n"
+        "  expected tensor([[0.8808, 0.1192], [0.5000, 0.5000]])\n"
+        "  got      tensor([[0.7311, 0.2689], [0.5000, 0.5000]])"
+    )
+
+
+def test_overflow_is_explained(solution_namespace: dict) -> None:
+    namespace = dict(solution_namespace)
+    exec(SOFTMAX_BY_HAND, namespace)
+    result = run_checks(namespace, EXERCISE, "scaled_dot_product_attention")[3]
+    assert result.name == "attention is stable when the scores are large" and not result.passed
+    assert "returned a tensor with NaN or infinite values: does an exponential overflow" in result.message
+
+
+def test_future_check_says_which_positions_moved(notebook_with) -> None:
+    results = grade_in_process(notebook_with, WRONG["no causal mask in forward"][0])
+    (result,) = [r for r in results if r.name == "MultiHeadSelfAttention takes no information from later positions"]
+    expected, got = result.message.split("\n")[1:3]
+    assert expected.startswith("  expected output at positions 0..5 moved by: 0, 0, 0, ")
+    assert got.startswith("  got      output at positions 0..5 moved by: ") and ": 0, 0, 0, " not in got
+
+
+def test_future_check_needs_the_later_positions_to_move() -> None:
+    # An output that ignores the other positions (here: x itself) hides nothing from the future,
+    # but it does not attend either: only the changed position moves, so the check fails.
+    check = check_named("MultiHeadSelfAttention takes no information from later positions")
+    arguments = check.arguments()
+    expected = check.reference(**arguments)
+    assert only_later_positions_change(expected, expected)
+    identity = [tensor_plain(torch.tensor(case["x"])) for case in arguments["cases"]]
+    assert not only_later_positions_change(expected, identity)
+    assert not only_later_positions_change(expected, [{"shape": [1], "dtype": "float32", "values": "x"}] * 2)
+
+
+def test_hidden_failure_never_shows_the_expected_value(notebook_with) -> None:
+    results = grade_in_process(notebook_with, WRONG["no out_proj"][0])
+    (result,) = [r for r in results if r.name == "MultiHeadSelfAttention matches nn.MultiheadAttention with the same weights"]
+    assert result.message == (
+        "Called MultiHeadSelfAttention(12, 3) with random weights on a random x (2, 5, 12): "
+        "the result differs from the reference."
+    )
+
+
+def test_missing_projection_gets_a_clear_message(solution_namespace: dict) -> None:
+    namespace = dict(solution_namespace)
+    exec(MHA.replace("self.v_proj, self.out_proj", "self.v_proj, self.mix") + MHA_CORRECT_SPLIT
+         + "        return x\n", namespace)
+    results = run_checks(namespace, EXERCISE, "MultiHeadSelfAttention")
+    assert "MultiHeadSelfAttention has no attribute `out_proj`: create it in __init__" in results[0].message
+    assert "MultiHeadSelfAttention(4, 2) has no attribute `out_proj`" in results[1].message
+
+
+# ---- torch's own attention is not allowed ---------------------------------------------------
+
+USES_TORCH_SDPA = SDPA + """    import torch.nn.functional as F
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+"""
+
+
+def test_torch_attention_costs_its_task_in_the_sandbox(notebook_with) -> None:
+    report = grade_submission(EXERCISE, notebook_with({"scaled_dot_product_attention": USES_TORCH_SDPA}, base=SOLUTION))
+    by_task = {task: [r for r in report.results if r.task == task] for task in TASKS}
+    assert all(r.score == 0 for r in by_task["scaled_dot_product_attention"])
+    assert all(F_SDPA in r.message and r.message.startswith("Not allowed") for r in by_task["scaled_dot_product_attention"])
+    # The module attends through that function, so every check that runs it scores 0 too; only
+    # the shapes of its projections (and causal_mask) are the learner's own work.
+    structure, *runs = by_task["MultiHeadSelfAttention"]
+    assert structure.passed and all(r.score == 0 and F_SDPA in r.message for r in runs)
+    assert report.score == 3 + 1
+
+
+def test_hidden_call_to_torch_attention_is_caught_while_it_runs(solution_namespace: dict) -> None:
+    # getattr with a computed name escapes the static scan; the tripwire sees the call.
+    namespace = dict(solution_namespace)
+    exec(SDPA + "    return getattr(torch.nn.functional, 'scaled_dot_product_' + 'attention')(q, k, v, mask)\n",
+         namespace)
+    exec("class MultiHeadSelfAttention(nn.MultiheadAttention):\n"
+         "    def __init__(self, d_model, n_heads):\n        super().__init__(d_model, n_heads, batch_first=True)\n",
+         namespace)
+    results = run_checks(namespace, EXERCISE)
+    for result in results:
+        if result.task != "causal_mask":
+            assert result.score == 0 and result.message.startswith("Not allowed"), result.name
+    assert F_SDPA in results[0].message
+    assert "torch.nn.MultiheadAttention" in [r for r in results if r.task == "MultiHeadSelfAttention"][0].message
+    assert sum(r.score for r in results) == 3
