@@ -21,9 +21,11 @@ from types import ModuleType, SimpleNamespace
 from course_lib.grading.checks import Check
 from course_lib.grading.exercises import attention
 from course_lib.grading.exercises import bpe
+from course_lib.grading.exercises import linear
 
 EXERCISES: dict[str, ModuleType | SimpleNamespace] = {
     "01_bpe": bpe,
+    "02_linear": linear,
     "03_attention": attention,
 }
 

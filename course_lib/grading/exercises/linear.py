@@ -12,9 +12,10 @@ The learner writes, in exercises/02_linear/linear.ipynb (generated from solution
         # leading dimensions, by hand
 
 Every reference is computed here, with torch: `torch.nn.Linear` (its parameters, its outputs,
-and the gradients autograd computes through it) and PyTorch's documented initialisation
-(Uniform(-k, k) with k = 1/sqrt(in_features)). The parameter, output and gradient references run
-the learner's adapters on `torch.nn.Linear` itself, so both sides are called exactly alike.
+and the gradients autograd computes through it), autograd through `torch.nn.functional.linear`
+(for linear_backward) and PyTorch's documented initialisation (Uniform(-k, k) with
+k = 1/sqrt(in_features)). The references of `Linear` run the learner's adapters on
+`torch.nn.Linear` itself, so both sides are called exactly alike.
 Visible checks use the chapter's example (the input 0.5, 1, 0.5, 2 and its 1x4 and 2x4
 weights); hidden checks random inputs of every rank from fixed seeds.
 
@@ -33,6 +34,7 @@ from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from course_lib.grading.checks import Check
@@ -129,19 +131,16 @@ reference_gradients = partial(call_linear_gradients, TORCH)
 
 
 def reference_linear_backward(cases: list) -> list[list[dict]]:
-    """autograd's gradients of torch.nn.Linear with the case's weight (the bias, which the
-    gradients do not depend on, is zero): [x.grad, weight.grad, bias.grad] per case."""
+    """autograd's gradients through torch.nn.functional.linear (what torch.nn.Linear computes)
+    with the case's weight and a zero bias (the gradients do not depend on the bias):
+    [x.grad, weight.grad, bias.grad] per case."""
     results = []
     for given in cases:
-        weight = torch.tensor(given["weight"])
-        out_features, in_features = weight.shape
-        layer = nn.Linear(in_features, out_features)
-        with torch.no_grad():
-            layer.weight.copy_(weight)
-            layer.bias.zero_()
         x = torch.tensor(given["x"], requires_grad=True)
-        layer(x).backward(torch.tensor(given["grad_output"]))
-        results.append([tensor_plain(x.grad), tensor_plain(layer.weight.grad), tensor_plain(layer.bias.grad)])
+        weight = torch.tensor(given["weight"], requires_grad=True)
+        bias = torch.zeros(weight.shape[0], requires_grad=True)
+        F.linear(x, weight, bias).backward(torch.tensor(given["grad_output"]))
+        results.append([tensor_plain(x.grad), tensor_plain(weight.grad), tensor_plain(bias.grad)])
     return results
 
 
@@ -242,11 +241,12 @@ def show_gradients(value: list) -> str:
 
 CHAPTER_CASES = [case(4, 1, W1, B1, X), case(4, 2, W2, B2, X), case(4, 2, W2, B2, BATCH)]
 NO_BIAS_CASES = [case(4, 2, W2, None, X), case(4, 2, W2, None, BATCH)]
-# x of rank 1, 2, 3 and 4; odd sizes, so that a transposed weight cannot line up by chance.
+# x of rank 1, 2, 3 and 4. One layer is square, so that x @ W (instead of x @ W.T) runs and
+# gives wrong numbers instead of failing on the shapes.
 RANDOM_CASES = [
     partial(random_case, 11, 5, 3, (5,)),
     partial(random_case, 12, 7, 4, (6, 7)),
-    partial(random_case, 13, 6, 9, (2, 5, 6)),
+    partial(random_case, 13, 6, 6, (2, 5, 6)),
     partial(random_case, 14, 3, 5, (2, 3, 4, 3)),
 ]
 # grad_output of the chapter's example: 1 for its only output, then per row of the batch.
@@ -316,7 +316,7 @@ CHECKS: list[Check] = [
         call=call_linear,
         inputs={"cases": RANDOM_CASES},
         reference=reference_linear,
-        describe="Linear(5, 3), Linear(7, 4), Linear(6, 9), Linear(3, 5) with random parameters on random x "
+        describe="Linear(5, 3), Linear(7, 4), Linear(6, 6), Linear(3, 5) with random parameters on random x "
         "of shapes (5,), (6, 7), (2, 5, 6), (2, 3, 4, 3)",
         compare=tensors_close,
     ),

@@ -1,0 +1,631 @@
+"""Exercise 02_linear: the solution passes every check, the released stub passes none, typical
+mistakes lose the points of the checks that name them, and torch's own linear layer or autograd
+cost their task.
+
+References: torch.nn.Linear and autograd (computed in the checks' references), the chapter's
+example worked by hand (below), and PyTorch's documented initialisation, Uniform(-k, k) with
+k = 1/sqrt(in_features), which torch.nn.Linear's own parameters must pass too.
+"""
+
+import ast
+import doctest
+import json
+import math
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import regex
+import torch
+from torch import nn
+
+from course_lib.grading import check_task, checks_for, grade_submission, load_namespace, run_checks
+from course_lib.grading import task_points, tasks
+from course_lib.grading.checks import NOT_ALLOWED, collect, format_report, judge, to_plain
+from course_lib.grading.exercises import linear_calls
+from course_lib.grading.exercises.linear_calls import call_linear_init
+from course_lib.grading.notebook import graded_cells, read_notebook
+from conftest import write_notebook_with
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTION = REPO / "solutions" / "02_linear" / "linear.ipynb"
+RELEASE = REPO / "exercises" / "02_linear" / "linear.ipynb"
+GRADING = REPO / "course_lib" / "grading"
+CHECKS = checks_for("02_linear")
+POINTS = {"Linear": 12, "linear_backward": 7}
+
+
+def check_named(name: str):
+    (check,) = [check for check in CHECKS if check.name == name]
+    return check
+
+
+def values(plain: dict) -> list:
+    return plain["values"]
+
+
+@pytest.fixture(scope="module")
+def solution_namespace() -> dict:
+    namespace, problems = load_namespace(SOLUTION)
+    assert problems == []
+    return namespace
+
+
+# ---- submissions graded in the sandbox: all at once, two at a time (each child imports torch) --
+
+LINEAR_WITH_F_LINEAR = '''
+import torch.nn.functional as F
+
+class Linear(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+'''
+BACKWARD_WITH_AUTOGRAD = '''
+def linear_backward(x, weight, grad_output):
+    x = x.clone().requires_grad_()
+    weight = weight.clone().requires_grad_()
+    bias = torch.zeros(weight.shape[0], requires_grad=True)
+    (x @ weight.T + bias).backward(grad_output)
+    return x.grad, weight.grad, bias.grad
+'''
+# Two mistakes in one notebook, one per task (the tasks are graded independently).
+MISSING_TRANSPOSE = '''
+class Linear(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+
+    def forward(self, x):
+        y = x @ self.weight
+        return y + self.bias if self.bias is not None else y
+'''
+GRAD_WEIGHT_NOT_SUMMED = '''
+def linear_backward(x, weight, grad_output):
+    grad_x = grad_output @ weight
+    if x.ndim == 1:
+        grad_weight = torch.outer(grad_output, x)
+    else:
+        grad_weight = grad_output.transpose(-2, -1) @ x  # (..., out, in): one per leading index
+    grad_bias = grad_output.reshape(-1, weight.shape[0]).sum(0)
+    return grad_x, grad_weight, grad_bias
+'''
+
+SANDBOXED = {
+    "solution": {},
+    "release": None,
+    "F.linear in Linear": {"Linear": LINEAR_WITH_F_LINEAR},
+    ".backward() in linear_backward": {"linear_backward": BACKWARD_WITH_AUTOGRAD},
+    "two mistakes": {"Linear": MISSING_TRANSPOSE, "linear_backward": GRAD_WEIGHT_NOT_SUMMED},
+}
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("02_linear")
+    paths = {}
+    for index, (name, answers) in enumerate(SANDBOXED.items()):
+        if answers is None:
+            paths[name] = RELEASE
+        elif not answers:
+            paths[name] = SOLUTION
+        else:
+            paths[name] = write_notebook_with(folder / f"submission{index}.ipynb", answers, SOLUTION)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        graded = pool.map(lambda path: grade_submission("02_linear", path), paths.values())
+        return dict(zip(paths, graded))
+
+
+def scores_by_task(report) -> dict[str, float]:
+    scores = {task: 0.0 for task in POINTS}
+    for result in report.results:
+        scores[result.task] += result.score
+    return scores
+
+
+# ---- the check definitions ------------------------------------------------------------------
+
+
+def test_checks_are_well_formed() -> None:
+    names = [check.name for check in CHECKS]
+    assert len(names) == len(set(names)), "check names must be unique"
+    assert tasks("02_linear") == ["Linear", "linear_backward"]
+    assert task_points("02_linear") == POINTS
+    for task in tasks("02_linear"):
+        assert {check.visibility for check in checks_for("02_linear", task)} == {"visible", "hidden"}, task
+
+
+def test_inputs_and_references_are_plain_data() -> None:
+    # The sandbox gets the inputs as JSON and the reference never leaves the grader's process.
+    for check in CHECKS:
+        arguments = check.arguments()
+        assert json.loads(json.dumps(arguments)) == arguments, check.name
+        expected = to_plain(check.reference(**arguments))
+        assert json.loads(json.dumps(expected)) == expected, check.name
+
+
+def test_calls_module_imports_only_the_standard_library_and_torch() -> None:
+    # It is copied into the sandbox, where course_lib does not exist.
+    tree = ast.parse((GRADING / "exercises" / "linear_calls.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [] if node.level else [node.module]
+        else:
+            continue
+        for name in names:
+            assert name.split(".")[0] in sys.stdlib_module_names | {"__future__", "torch"}, name
+    assert {check.call.__module__ for check in CHECKS} == {"course_lib.grading.exercises.linear_calls"}
+
+
+def test_docstring_examples_hold() -> None:
+    result = doctest.testmod(linear_calls)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
+    points = {}
+    for cell in read_notebook(SOLUTION)["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("grade"):
+            task = regex.search(r'check_task\(globals\(\), "02_linear", "(\w+)"\)', "".join(cell["source"])).group(1)
+            points[task] = meta["points"]
+    assert points == POINTS
+
+
+def test_graded_cells_are_the_setup_and_the_two_answers() -> None:
+    cells = graded_cells(read_notebook(SOLUTION))
+    assert [(cell.kind, cell.grade_id) for cell in cells] == [
+        ("setup", "setup"), ("answer", "Linear"), ("answer", "linear_backward"),
+    ]
+
+
+# ---- the references agree with the chapter's example worked by hand ---------------------------
+
+
+def test_forward_references_are_the_chapters_numbers() -> None:
+    # Section 2.2: 0.4*0.5 - 0.2*1 + 0.6*0.5 + 0.1*2 + 0.1 = 0.6; second row -0.1+0.3+0.2-0.2+0.2 = 0.4.
+    # Batch rows 2 and 3: 0.4 - 0.6 + 0.05 + 0.1 = -0.05, -0.2 - 0.4 - 0.05 + 0.2 = -0.45;
+    # 0.8 - 0.4 + 0.1 = 0.5, -0.4 + 0.6 + 0.2 = 0.4. Without bias: 0.6 - 0.1, 0.4 - 0.2.
+    chapter = check_named("Linear computes the chapter's example: one input, then a batch of three")
+    one, two, batch = chapter.reference(**chapter.arguments())
+    torch.testing.assert_close(torch.tensor(values(one)), torch.tensor([0.6]))
+    torch.testing.assert_close(torch.tensor(values(two)), torch.tensor([0.6, 0.4]))
+    torch.testing.assert_close(torch.tensor(values(batch)), torch.tensor([[0.6, 0.4], [-0.05, -0.45], [0.5, 0.4]]))
+    no_bias = check_named("Linear without bias computes x Wᵀ")
+    single, rows = no_bias.reference(**no_bias.arguments())
+    torch.testing.assert_close(torch.tensor(values(single)), torch.tensor([0.5, 0.2]))
+    torch.testing.assert_close(torch.tensor(values(rows)), torch.tensor([[0.5, 0.2], [-0.15, -0.65], [0.4, 0.2]]))
+
+
+def test_backward_references_are_the_hand_computed_gradients() -> None:
+    expected = {
+        # g = [1]: grad_x = g W, grad_weight = gᵀ x = x, grad_bias = g.
+        "linear_backward on the chapter's example (one input, one output)": [
+            [[0.4, -0.2, 0.6, 0.1], [[0.5, 1.0, 0.5, 2.0]], [1.0]],
+        ],
+        # g rows [1, 0], [0, 1], [1, 1]: grad_x rows W[0], W[1], W[0] + W[1];
+        # grad_weight row 0 = x rows 0 + 2, row 1 = x rows 1 + 2; grad_bias = column sums of g.
+        "linear_backward on a batch of three with two outputs": [
+            [
+                [[0.4, -0.2, 0.6, 0.1], [-0.2, 0.3, 0.4, -0.1], [0.2, 0.1, 1.0, 0.0]],
+                [[2.5, 3.0, 0.5, 2.0], [3.0, 2.0, -1.0, 0.5]],
+                [2.0, 2.0],
+            ]
+        ],
+        # g all ones over (2, 3): grad_bias = 6 per output; each row of grad_weight is the sum of
+        # all six x rows, 3 times the batch's column sums (3.5, 3, -0.5, 2.5).
+        "linear_backward sums grad_weight and grad_bias over every leading dimension": [
+            [[[[0.2, 0.1, 1.0, 0.0]] * 3] * 2, [[10.5, 9.0, -1.5, 7.5]] * 2, [6.0, 6.0]],
+        ],
+    }
+    for name, cases in expected.items():
+        check = check_named(name)
+        for got, want in zip(check.reference(**check.arguments()), cases, strict=True):
+            for gradient, hand in zip(got, want, strict=True):
+                torch.testing.assert_close(torch.tensor(values(gradient)), torch.tensor(hand))
+
+
+def test_parameter_reference_is_what_torch_registers() -> None:
+    check = check_named("Linear registers weight (out, in) and bias (out,) as trainable parameters")
+    assert check.reference(**check.arguments()) == {
+        "parameters": [["bias", [2], "float32", True], ["weight", [2, 4], "float32", True]],
+        "bias": "Parameter",
+    }
+    no_bias = check_named("Linear with bias=False has a weight and no bias")
+    assert no_bias.reference(**no_bias.arguments()) == {"parameters": [["weight", [2, 4], "float32", True]], "bias": "None"}
+
+
+INIT_CHECKS = [check for check in CHECKS if check.call is call_linear_init]
+
+
+class KaimingBiasFirst(nn.Module):
+    """A correct initialisation written differently: bias drawn first, weight by kaiming_uniform_."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-in_features**-0.5, in_features**-0.5))
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+
+@pytest.mark.parametrize("layer_class", [nn.Linear, KaimingBiasFirst], ids=["torch.nn.Linear", "kaiming-bias-first"])
+def test_torchs_initialisation_passes_the_init_checks(layer_class: type) -> None:
+    # The reference is PyTorch's documented rule; torch's own layer, and a correct layer that
+    # draws in another order, must both pass it.
+    assert len(INIT_CHECKS) == 2
+    for check in INIT_CHECKS:
+        arguments = check.arguments()
+        actual = call_linear_init({"Linear": layer_class}, **arguments)
+        assert check.compare(check.reference(**arguments), actual), (check.name, actual)
+
+
+# ---- the solution passes everything, in the sandbox and in the notebook -----------------------
+
+
+def test_solution_passes_every_check_in_the_sandbox(reports: dict) -> None:
+    report = reports["solution"]
+    assert report.problems == []
+    failed = [result.message for result in report.results if not result.passed]
+    assert failed == []
+    assert report.score == report.max_score == 19
+
+
+def test_solution_passes_every_check_in_the_notebook(solution_namespace: dict, capsys) -> None:
+    for task, points in POINTS.items():
+        assert check_task(solution_namespace, "02_linear", task) == points
+    printed = capsys.readouterr()
+    assert printed.err == ""  # nbgrader scores a cell that writes to stderr as 0
+    assert "02_linear · Linear: 12 / 12 points" in printed.out
+    assert "02_linear · linear_backward: 7 / 7 points" in printed.out
+
+
+def test_check_cells_leave_the_learners_random_numbers_alone(solution_namespace: dict, capsys) -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    for task in POINTS:
+        check_task(solution_namespace, "02_linear", task)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_notebook_demo_cells_run(solution_namespace: dict) -> None:
+    # The Try it cells and the closing training loop (only the graded cells run when grading).
+    import matplotlib
+
+    matplotlib.use("Agg")
+    namespace = dict(solution_namespace)
+    demos = [
+        cell for cell in read_notebook(SOLUTION)["cells"]
+        if cell["cell_type"] == "code" and "nbgrader" not in cell["metadata"]
+    ]
+    for cell in demos:
+        exec("".join(cell["source"]), namespace)  # noqa: S102 - our own notebook
+    # Trained by hand with linear_backward: the rule y = 2 x1 - x2 + 0.5 x3 + 0.3 is found.
+    torch.testing.assert_close(namespace["model"].weight.data, torch.tensor([[2.0, -1.0, 0.5, 0.0]]), atol=0.02, rtol=0)
+    torch.testing.assert_close(namespace["model"].bias.data, torch.tensor([0.3]), atol=0.02, rtol=0)
+
+
+# ---- the released stub fails everything, cleanly ---------------------------------------------
+
+
+def test_release_scores_zero_in_the_notebook_and_in_the_sandbox(reports: dict) -> None:
+    namespace, problems = load_namespace(RELEASE)
+    assert problems == []  # the stubs define Linear and linear_backward; calling them raises
+    report = reports["release"]
+    assert report.problems == [] and report.score == 0 and report.max_score == 19
+    for results in (run_checks(namespace, "02_linear"), report.results):
+        assert len(results) == len(CHECKS)
+        for result in results:
+            assert not result.passed and result.score == 0, result.name
+            assert "raised NotImplementedError" in result.message, result.message
+
+
+# ---- torch's own linear layer and autograd cost their task --------------------------------------
+
+
+def test_f_linear_in_linear_scores_zero_for_linear(reports: dict) -> None:
+    report = reports["F.linear in Linear"]
+    assert scores_by_task(report) == {"Linear": 0, "linear_backward": 7}
+    for result in report.results:
+        if result.task == "Linear":
+            assert result.message.startswith(NOT_ALLOWED), result.message
+            assert "uses torch.nn.functional.linear" in result.message
+
+
+def test_backward_in_linear_backward_scores_zero_for_it(reports: dict) -> None:
+    # .backward() on a tensor cannot be seen in the text; the sandbox's tripwire sees the call.
+    report = reports[".backward() in linear_backward"]
+    assert scores_by_task(report) == {"Linear": 12, "linear_backward": 0}
+    for result in report.results:
+        if result.task == "linear_backward":
+            assert result.message.startswith(NOT_ALLOWED), result.message
+            assert "called torch.Tensor.backward" in result.message
+            assert "which linear_backward must not use" in format_report([result], "02_linear")
+
+
+@pytest.mark.parametrize(
+    ("task", "source", "forbidden"),
+    [
+        ("Linear", "class Linear(nn.Linear):\n    pass\n", "torch.nn.Linear"),
+        ("linear_backward", BACKWARD_WITH_AUTOGRAD.replace(
+            "(x @ weight.T + bias).backward(grad_output)\n    return x.grad, weight.grad, bias.grad",
+            "return torch.autograd.grad(x @ weight.T + bias, (x, weight, bias), grad_output)"),
+         "torch.autograd.grad"),
+    ],
+    ids=["subclass-of-nn.Linear", "torch.autograd.grad"],
+)
+def test_forbidden_calls_cost_their_task_in_the_notebook_too(solution_namespace: dict, task, source, forbidden) -> None:
+    namespace = dict(solution_namespace)
+    exec(source, namespace)  # noqa: S102
+    results = run_checks(namespace, "02_linear", task)
+    assert all(result.score == 0 for result in results)
+    assert f"called {forbidden}" in results[0].message
+
+
+# ---- typical mistakes lose the points of the checks that catch them ----------------------------
+
+LINEAR_PREFIX = '''
+class Linear(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+'''
+CORRECT_FORWARD = '''
+    def forward(self, x):
+        y = x @ self.weight.T
+        return y + self.bias if self.bias is not None else y
+'''
+
+
+def linear_with_init(body: str, forward: str = CORRECT_FORWARD) -> str:
+    """A Linear whose __init__ body is `body` (8 spaces in) and whose forward is `forward`."""
+    return LINEAR_PREFIX + body + forward
+
+
+WRONG = {
+    "x @ W instead of x @ W.T": (
+        MISSING_TRANSPOSE,
+        {"Linear computes the chapter's example: one input, then a batch of three",
+         "Linear matches torch.nn.Linear on inputs of rank 1, 2, 3 and 4",
+         "gradients through Linear match torch.nn.Linear's"},
+    ),
+    "bias created even with bias=False": (
+        linear_with_init('''
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k))
+'''),
+        {"Linear with bias=False has a weight and no bias", "Linear without bias computes x Wᵀ",
+         "Linear without bias matches torch.nn.Linear(bias=False) on a batch of sequences"},
+    ),
+    "weight of shape (in_features, out_features)": (
+        linear_with_init('''
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+''', forward='''
+    def forward(self, x):
+        y = x @ self.weight
+        return y + self.bias if self.bias is not None else y
+'''),
+        {"Linear registers weight (out, in) and bias (out,) as trainable parameters",
+         "Linear computes the chapter's example: one input, then a batch of three",
+         "Linear matches torch.nn.Linear on inputs of rank 1, 2, 3 and 4"},
+    ),
+    "initialised with randn": (
+        linear_with_init('''
+        self.weight = nn.Parameter(torch.randn(out_features, in_features))
+        self.bias = nn.Parameter(torch.randn(out_features)) if bias else None
+'''),
+        {"Linear initialises weight and bias from Uniform(-1/sqrt(in_features), 1/sqrt(in_features))",
+         "Linear's initialisation depends on in_features, not out_features"},
+    ),
+    "init bound 1/in_features instead of 1/sqrt(in_features)": (
+        linear_with_init('''
+        k = 1 / in_features
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+'''),
+        {"Linear initialises weight and bias from Uniform(-1/sqrt(in_features), 1/sqrt(in_features))",
+         "Linear's initialisation depends on in_features, not out_features"},
+    ),
+    "init bound 1/sqrt(out_features)": (
+        linear_with_init('''
+        k = 1 / math.sqrt(out_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+'''),
+        {"Linear's initialisation depends on in_features, not out_features"},
+    ),
+    "bias initialised to zero": (
+        linear_with_init('''
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+'''),
+        {"Linear initialises weight and bias from Uniform(-1/sqrt(in_features), 1/sqrt(in_features))"},
+    ),
+    "plain tensors instead of nn.Parameter": (
+        linear_with_init('''
+        k = 1 / math.sqrt(in_features)
+        self.weight = torch.empty(out_features, in_features).uniform_(-k, k)
+        self.bias = torch.empty(out_features).uniform_(-k, k) if bias else None
+'''),
+        {"Linear registers weight (out, in) and bias (out,) as trainable parameters",
+         "gradients through Linear match torch.nn.Linear's"},
+    ),
+    "forward only for 2-D inputs": (
+        linear_with_init('''
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+''', forward='''
+    def forward(self, x):
+        y = torch.mm(x, self.weight.t())
+        return y + self.bias if self.bias is not None else y
+'''),
+        {"Linear computes the chapter's example: one input, then a batch of three",
+         "Linear matches torch.nn.Linear on inputs of rank 1, 2, 3 and 4",
+         "Linear without bias matches torch.nn.Linear(bias=False) on a batch of sequences",
+         "gradients through Linear match torch.nn.Linear's"},
+    ),
+    "grad_weight not summed over the leading dimensions": (
+        GRAD_WEIGHT_NOT_SUMMED,
+        {"linear_backward sums grad_weight and grad_bias over every leading dimension",
+         "linear_backward matches autograd on inputs of rank 3 and 4"},
+    ),
+    "grad_x = grad_output @ weight.T": (
+        '''
+def linear_backward(x, weight, grad_output):
+    g = grad_output.reshape(-1, weight.shape[0])
+    return grad_output @ weight.T, g.T @ x.reshape(-1, weight.shape[1]), g.sum(0)
+''',
+        {"linear_backward on the chapter's example (one input, one output)",
+         "linear_backward on a batch of three with two outputs",
+         "linear_backward matches autograd on inputs of rank 3 and 4"},
+    ),
+    "grad_bias not summed over the batch": (
+        '''
+def linear_backward(x, weight, grad_output):
+    g = grad_output.reshape(-1, weight.shape[0])
+    return grad_output @ weight, g.T @ x.reshape(-1, weight.shape[1]), grad_output
+''',
+        {"linear_backward on a batch of three with two outputs",
+         "linear_backward sums grad_weight and grad_bias over every leading dimension",
+         "linear_backward matches autograd on inputs of rank 1 and 2"},
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", list(WRONG))
+def test_mistake_loses_points_of_the_checks_it_breaks(solution_namespace: dict, mistake: str) -> None:
+    source, must_fail = WRONG[mistake]
+    namespace = dict(solution_namespace)
+    exec(source, namespace)  # noqa: S102 - the mistake replaces the solution's definition
+    task = "Linear" if "class Linear" in source else "linear_backward"
+    results = run_checks(namespace, "02_linear", task)
+    failed = {result.name for result in results if not result.passed}
+    assert must_fail <= failed, f"{mistake}: failed only {failed}"
+    assert sum(result.score for result in results) <= POINTS[task] - sum(
+        check.points for check in CHECKS if check.name in must_fail
+    )
+    report_text = format_report(results, "02_linear")
+    for name in must_fail:
+        assert f"FAIL {name}" in report_text or f"FAIL [hidden] {name}" in report_text
+
+
+def test_mistakes_lose_the_same_points_in_the_sandbox(reports: dict, solution_namespace: dict) -> None:
+    report = reports["two mistakes"]
+    assert report.problems == []
+    failed = {result.name for result in report.results if not result.passed}
+    assert WRONG["x @ W instead of x @ W.T"][1] | WRONG["grad_weight not summed over the leading dimensions"][1] <= failed
+    namespace = dict(solution_namespace)
+    exec(MISSING_TRANSPOSE + GRAD_WEIGHT_NOT_SUMMED, namespace)  # noqa: S102
+    in_process = run_checks(namespace, "02_linear")
+    assert [r.passed for r in report.results] == [r.passed for r in in_process]
+
+
+def test_visible_failure_shows_expected_and_got_as_torch_prints_them(solution_namespace: dict) -> None:
+    namespace = dict(solution_namespace)
+    exec(WRONG["bias created even with bias=False"][0], namespace)  # noqa: S102
+    check = check_named("Linear without bias computes x Wᵀ")
+    message = judge(check, collect(check, namespace)).message
+    assert message.startswith("Called Linear(4, 2, bias=False) with weight")
+    assert "\n  expected tensor([0.5000, 0.2000]); tensor([[ 0.5000, 0.2000], [-0.1500, -0.6500], [ 0.4000, 0.2000]])\n" in message
+    assert "\n  got      tensor([" in message
+
+
+def test_visible_init_failure_says_what_came_back(solution_namespace: dict) -> None:
+    namespace = dict(solution_namespace)
+    exec(WRONG["initialised with randn"][0], namespace)  # noqa: S102
+    check = INIT_CHECKS[0]
+    message = judge(check, collect(check, namespace)).message
+    assert "expected weight: 32,768 values in [-0.0625, 0.0625], mean 0, std 0.03608" in message
+    assert "got      weight: 32,768 values in [-4." in message
+
+
+def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict) -> None:
+    namespace = dict(solution_namespace)
+    exec(WRONG["bias created even with bias=False"][0], namespace)  # noqa: S102
+    check = check_named("Linear without bias matches torch.nn.Linear(bias=False) on a batch of sequences")
+    result = judge(check, collect(check, namespace))
+    assert not result.passed
+    assert result.message == (
+        "Called Linear(8, 6, bias=False) with a random weight on a random x of shape (3, 4, 8): "
+        "the result differs from the reference."
+    )
+    assert "tensor(" not in format_report([result], "02_linear")
+
+
+def test_wrong_return_types_get_clear_messages() -> None:
+    namespace: dict = {"linear_backward": lambda x, weight, grad_output: (x, weight)}
+    (first, *_) = run_checks(namespace, "02_linear", "linear_backward")
+    assert "linear_backward should return three tensors (grad_x, grad_weight, grad_bias), got tuple" in first.message
+    namespace = {"linear_backward": lambda x, weight, grad_output: ([0.0], weight, grad_output)}
+    (first, *_) = run_checks(namespace, "02_linear", "linear_backward")
+    assert "grad_x should be a torch.Tensor, got list [0.0]" in first.message
+    namespace = {"Linear": lambda in_features, out_features, bias=True: "layer"}
+    (first, *_) = run_checks(namespace, "02_linear", "Linear")
+    assert "Linear(4, 2) should be a torch.nn.Module (write `class Linear(nn.Module)`), got str" in first.message
+
+
+# ---- correct code written another way passes: the checks test behaviour, not the solution's text --
+
+CORRECT_VARIANTS = {
+    "einsum, kaiming_uniform_, self.bias = None": '''
+class Linear(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # the same bound, 1/sqrt(in_features)
+        k = 1 / math.sqrt(in_features)
+        self.bias = nn.Parameter(torch.rand(out_features) * 2 * k - k) if bias else None
+
+    def forward(self, x):
+        y = torch.einsum("...i,oi->...o", x, self.weight)
+        return y if self.bias is None else y + self.bias
+
+def linear_backward(x, weight, grad_output):
+    leading = tuple(range(grad_output.ndim - 1))
+    grad_bias = grad_output.sum(dim=leading) if leading else grad_output.clone()
+    grad_weight = torch.einsum("...o,...i->oi", grad_output, x)
+    return torch.einsum("...o,oi->...i", grad_output, weight), grad_weight, grad_bias
+''',
+    "broadcast products, no bias attribute at all, float64 inside": '''
+class Linear(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        k = in_features ** -0.5
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k))
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+
+    def forward(self, x):
+        y = (x.unsqueeze(-2) * self.weight).sum(-1)  # (..., 1, in) * (out, in) -> (..., out)
+        return y + self.bias if hasattr(self, "bias") else y
+
+def linear_backward(x, weight, grad_output):
+    g, rows = grad_output.double(), x.double()
+    grad_x = (g.unsqueeze(-1) * weight.double()).sum(-2)
+    grad_weight = (g.unsqueeze(-1) * rows.unsqueeze(-2)).reshape(-1, *weight.shape).sum(0)
+    grad_bias = g.reshape(-1, weight.shape[0]).sum(0)
+    return grad_x.float(), grad_weight.float(), grad_bias.float()
+''',
+}
+
+
+@pytest.mark.parametrize("variant", list(CORRECT_VARIANTS))
+def test_correct_code_written_another_way_gets_full_marks(variant: str) -> None:
+    namespace: dict = {"math": math, "torch": torch, "nn": nn}
+    exec(CORRECT_VARIANTS[variant], namespace)  # noqa: S102
+    results = run_checks(namespace, "02_linear")
+    assert [result.message for result in results if not result.passed] == []
