@@ -12,6 +12,7 @@ answers still use it).
 """
 
 import ast
+import doctest
 import json
 import sys
 from pathlib import Path
@@ -20,9 +21,11 @@ import pytest
 import regex
 import torch
 
+from course_lib.grading import compare
 from course_lib.grading import check_task, checks_for, grade_submission, load_namespace, run_checks, task_points, tasks
 from course_lib.grading.checks import collect, format_report, judge, to_plain
 from course_lib.grading.compare import tensor_plain, tensors_close
+from course_lib.grading.exercises import attention_calls
 from course_lib.grading.exercises.attention import only_later_positions_change
 from course_lib.grading.notebook import graded_cells, read_notebook
 
@@ -116,6 +119,19 @@ def test_adapters_import_only_the_standard_library_and_torch() -> None:
         for name in names:
             assert name.split(".")[0] in sys.stdlib_module_names | {"__future__", "torch"}, name
     assert {check.call.__module__ for check in CHECKS} == {"course_lib.grading.exercises.attention_calls"}
+
+
+@pytest.mark.parametrize("module", [compare, attention_calls])
+def test_docstring_examples(module) -> None:
+    assert doctest.testmod(module).failed == 0
+
+
+def test_a_float64_result_fails_and_says_so(solution_namespace: dict) -> None:
+    namespace = dict(solution_namespace)
+    exec(SDPA + "    return torch.softmax(q.double() @ k.double().transpose(-2, -1), dim=-1) @ v.double()\n", namespace)
+    result = run_checks(namespace, EXERCISE, "scaled_dot_product_attention")[0]
+    assert not result.passed
+    assert result.message.endswith("got      tensor([[0.7553, 0.3348], [0.8827, 0.1332]], dtype=torch.float64)")
 
 
 def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:

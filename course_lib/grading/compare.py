@@ -89,10 +89,9 @@ def tensors_close(expected: Any, actual: Any, rtol: float = RTOL, atol: float = 
 
 def show_tensor(value: dict) -> str:
     """A plain tensor as torch prints it, on one line, 4 decimals: "tensor([[0.8808, 0.1192]])";
-    the dtype is added when it is not float32 or bool."""
-    dtype = value["dtype"]
-    text = " ".join(str(torch.tensor(value["values"], dtype=getattr(torch, dtype, None))).split())
-    return text if dtype in ("float32", "bool") else f"{text[:-1]}, dtype={dtype})"
+    torch adds the dtype when it is not the default (", dtype=torch.float64")."""
+    text = str(torch.tensor(value["values"], dtype=getattr(torch, value["dtype"], None)))
+    return " ".join(text.split())
 
 
 def show_tensors(value: Any) -> str:
