@@ -242,7 +242,10 @@ def test_parameter_reference_is_what_torch_registers() -> None:
         "bias": "Parameter",
     }
     no_bias = check_named("Linear with bias=False has a weight and no bias")
-    assert no_bias.reference(**no_bias.arguments()) == {"parameters": [["weight", [2, 4], "float32", True]], "bias": "None"}
+    assert no_bias.reference(**no_bias.arguments()) == {
+        "parameters": [["weight", [2, 4], "float32", True]],
+        "bias": "None",
+    }
 
 
 INIT_CHECKS = [check for check in CHECKS if check.call is call_linear_init]
@@ -527,7 +530,8 @@ def test_mistakes_lose_the_same_points_in_the_sandbox(reports: dict, solution_na
     report = reports["two mistakes"]
     assert report.problems == []
     failed = {result.name for result in report.results if not result.passed}
-    assert WRONG["x @ W instead of x @ W.T"][1] | WRONG["grad_weight not summed over the leading dimensions"][1] <= failed
+    must_fail = WRONG["x @ W instead of x @ W.T"][1] | WRONG["grad_weight not summed over the leading dimensions"][1]
+    assert must_fail <= failed
     namespace = dict(solution_namespace)
     exec(MISSING_TRANSPOSE + GRAD_WEIGHT_NOT_SUMMED, namespace)  # noqa: S102
     in_process = run_checks(namespace, "02_linear")
@@ -540,7 +544,8 @@ def test_visible_failure_shows_expected_and_got_as_torch_prints_them(solution_na
     check = check_named("Linear without bias computes x Wᵀ")
     message = judge(check, collect(check, namespace)).message
     assert message.startswith("Called Linear(4, 2, bias=False) with weight")
-    assert "\n  expected tensor([0.5000, 0.2000]); tensor([[ 0.5000, 0.2000], [-0.1500, -0.6500], [ 0.4000, 0.2000]])\n" in message
+    expected = "tensor([0.5000, 0.2000]); tensor([[ 0.5000, 0.2000], [-0.1500, -0.6500], [ 0.4000, 0.2000]])"
+    assert f"\n  expected {expected}\n" in message
     assert "\n  got      tensor([" in message
 
 

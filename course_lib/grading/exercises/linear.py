@@ -177,7 +177,9 @@ def _stats_match(expected: dict, actual: Any) -> bool:
     """True when the learner's statistics could come from the expected uniform distribution."""
     if type(actual) is not dict or actual.keys() != expected.keys():
         return False
-    if any(type(actual[key]) is not float for key in ("min", "max", "mean", "std")) or actual["count"] != expected["count"]:
+    if actual["count"] != expected["count"]:
+        return False
+    if any(type(actual[key]) is not float for key in ("min", "max", "mean", "std")):
         return False
     bound, std, count = expected["max"], expected["std"], expected["count"]
     slack = 1e-6 * bound  # float32 rounding of a value drawn right at the bound
@@ -210,7 +212,9 @@ def init_matches(expected: dict, actual: Any) -> bool:
 def show_parameters(value: dict) -> str:
     """{"parameters": [["bias", [2], "float32", True], ...], "bias": "Parameter"} ->
     'parameters bias (2,) float32 requires_grad=True, weight ...; layer.bias is a Parameter'"""
-    rows = ", ".join(f"{name} {tuple(shape)} {dtype} requires_grad={grad}" for name, shape, dtype, grad in value["parameters"])
+    rows = ", ".join(
+        f"{name} {tuple(shape)} {dtype} requires_grad={grad}" for name, shape, dtype, grad in value["parameters"]
+    )
     bias = "None" if value["bias"] == "None" else f"a {value['bias']}"
     return f"parameters {rows or 'none'}; layer.bias is {bias}"
 

@@ -115,9 +115,9 @@ def call_linear(namespace: dict, cases: list) -> list[dict]:
     layer with those parameters, applied to x."""
     results = []
     for case in cases:
-        layer = _layer(namespace, case)
-        output = layer(torch.tensor(case["x"]))
-        results.append(tensor_result(output, f"the output of {_call(case['in_features'], case['out_features'], case['bias'])}"))
+        output = _layer(namespace, case)(torch.tensor(case["x"]))
+        layer_call = _call(case["in_features"], case["out_features"], case["bias"])
+        results.append(tensor_result(output, f"the output of {layer_call}"))
     return results
 
 
@@ -194,5 +194,6 @@ def call_linear_backward(namespace: dict, cases: list) -> list[list[dict]]:
                 "linear_backward should return three tensors (grad_x, grad_weight, grad_bias), "
                 f"got {type(returned).__name__} {quote(returned, 80)}"
             )
-        results.append([tensor_result(value, name) for value, name in zip(returned, ("grad_x", "grad_weight", "grad_bias"))])
+        names = ("grad_x", "grad_weight", "grad_bias")
+        results.append([tensor_result(value, name) for value, name in zip(returned, names)])
     return results
