@@ -22,11 +22,13 @@ from course_lib.grading.checks import Check
 from course_lib.grading.exercises import attention
 from course_lib.grading.exercises import bpe
 from course_lib.grading.exercises import linear
+from course_lib.grading.exercises import training_loop
 
 EXERCISES: dict[str, ModuleType | SimpleNamespace] = {
     "01_bpe": bpe,
     "02_linear": linear,
     "03_attention": attention,
+    "04_training_loop": training_loop,
 }
 
 

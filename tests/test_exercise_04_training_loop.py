@@ -1,0 +1,406 @@
+"""Exercise 04_training_loop: the solution passes every check, the released stub passes none, typical
+mistakes lose the points of the checks that name them, and torch's own loss costs its task.
+
+References: every check compares with PyTorch (F.cross_entropy and autograd, torch.randint with
+the same seed, a plain loop with F.cross_entropy on the same model and optimizer); the messages
+asserted below hold numbers worked out by hand in the notebook's text.
+
+    pytest tests/test_exercise_04_training_loop.py --submission ~/Downloads/training_loop.ipynb
+
+grades a learner's notebook instead of the solution (the tests that need the solution's own
+answers still use it).
+"""
+
+import ast
+import doctest
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import regex
+import torch
+import torch.nn.functional as F
+
+from course_lib.grading import (
+    check_task,
+    checks_for,
+    grade_submission,
+    load_namespace,
+    run_checks,
+    task_points,
+    tasks,
+)
+from course_lib.grading.checks import collect, format_report, judge, to_plain
+from course_lib.grading.exercises.training_loop import EXTREME, HAND_BATCHES, LEARNED
+from course_lib.grading.notebook import graded_cells, read_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTION = REPO / "solutions" / "04_training_loop" / "training_loop.ipynb"
+RELEASE = REPO / "exercises" / "04_training_loop" / "training_loop.ipynb"
+EXERCISE = "04_training_loop"
+CHECKS = checks_for(EXERCISE)
+TOTAL = 18
+TASKS = ["cross_entropy", "get_batch", "train"]
+
+
+def check_named(name: str):
+    (check,) = [check for check in CHECKS if check.name == name]
+    return check
+
+
+@pytest.fixture(scope="module")
+def submission_report(request: pytest.FixtureRequest):
+    """The notebook under test (--submission, unless it is conftest's 01_bpe default) graded as
+    the batch grader grades it: in a sandboxed process."""
+    given = Path(request.config.getoption("--submission")).expanduser().resolve()
+    notebook = given if given.parent.name == EXERCISE else SOLUTION
+    return grade_submission(EXERCISE, notebook)
+
+
+@pytest.fixture(scope="module")
+def solution_namespace() -> dict:
+    namespace, problems = load_namespace(SOLUTION)
+    assert problems == []
+    return namespace
+
+
+def with_answer(solution_namespace: dict, source: str) -> dict:
+    """The solution's namespace with `source` (one answer) run over it."""
+    namespace = dict(solution_namespace)
+    exec(source, namespace)  # noqa: S102 - a learner's answer, as a notebook cell runs it
+    return namespace
+
+
+# ---- the check definitions ------------------------------------------------------------------
+
+
+def test_checks_are_well_formed() -> None:
+    names = [check.name for check in CHECKS]
+    assert len(names) == len(set(names)), "check names must be unique"
+    assert tasks(EXERCISE) == TASKS
+    assert task_points(EXERCISE) == {"cross_entropy": 6, "get_batch": 6, "train": 6}
+    for task in TASKS:
+        assert {check.visibility for check in checks_for(EXERCISE, task)} == {"visible", "hidden"}, task
+
+
+def test_inputs_and_references_are_plain_data() -> None:
+    # The sandbox gets the inputs as JSON and the reference never leaves the grader's process.
+    for check in CHECKS:
+        arguments = check.arguments()
+        assert json.loads(json.dumps(arguments)) == arguments, check.name
+        expected = to_plain(check.reference(**arguments))
+        assert json.loads(json.dumps(expected)) == expected, check.name
+        assert check.arguments() == arguments, f"{check.name}: inputs must not change between runs"
+
+
+def test_adapters_import_only_the_standard_library_and_torch() -> None:
+    # training_loop_calls.py is copied into the sandbox, where course_lib cannot be imported.
+    tree = ast.parse((REPO / "course_lib" / "grading" / "exercises" / "training_loop_calls.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [] if node.level else [node.module]
+        else:
+            continue
+        for name in names:
+            assert name.split(".")[0] in sys.stdlib_module_names | {"__future__", "torch"}, name
+    assert {check.call.__module__ for check in CHECKS} == {"course_lib.grading.exercises.training_loop_calls"}
+
+
+def test_adapter_docstring_examples_run() -> None:
+    from course_lib.grading.exercises import training_loop_calls
+
+    result = doctest.testmod(training_loop_calls)
+    assert result.attempted >= 1 and result.failed == 0
+
+
+def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
+    points = {}
+    for cell in read_notebook(SOLUTION)["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("grade"):
+            call = regex.search(r'check_task\(globals\(\), "04_training_loop", "(\w+)"\)', "".join(cell["source"]))
+            task = call.group(1)
+            points[task] = meta["points"]
+    assert points == task_points(EXERCISE)
+    assert sum(points.values()) == TOTAL
+
+
+def test_only_setup_and_answer_cells_are_graded() -> None:
+    cells = graded_cells(read_notebook(SOLUTION))
+    assert [(cell.kind, cell.grade_id) for cell in cells] == [("setup", "setup")] + [("answer", t) for t in TASKS]
+
+
+def test_hand_made_references_are_the_notebooks_numbers() -> None:
+    # The worked examples of the notebook's text, by hand: -log(e^2 / (e^2 + e + e^0.1)), the mean
+    # with log 3, the log-sum-exp example, and the windows starting at [4, 3, 0, 2].
+    one = -math.log(math.exp(2) / (math.exp(2) + math.exp(1) + math.exp(0.1)))
+    (loss,) = check_named("cross_entropy of one position is -log p(target)").reference(
+        cases=[{"logits": [[2.0, 1.0, 0.1]], "targets": [0]}])
+    assert loss["shape"] == [] and loss["values"] == pytest.approx(one, rel=1e-6) and round(one, 4) == 0.4170
+    (mean,) = check_named("cross_entropy is the mean over positions").reference(
+        cases=[{"logits": [[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]], "targets": [0, 2]}])
+    assert mean["values"] == pytest.approx((one + math.log(3)) / 2, rel=1e-6)
+    (extreme,) = check_named("cross_entropy is finite for logits of ±1e4").reference(cases=[EXTREME])
+    assert extreme["values"] == 5000.0
+    draw = check_named("get_batch draws its starts with torch.randint(0, len(data) - block_size, ...)")
+    [[x, y]] = draw.reference(**draw.arguments())
+    assert x["values"] == [[14, 15, 16], [13, 14, 15], [10, 11, 12], [12, 13, 14]]
+    assert y["values"] == [[v + 1 for v in row] for row in x["values"]] and x["dtype"] == "int64"
+
+
+def test_reachability_check_expects_every_valid_start() -> None:
+    check = check_named("get_batch reaches every valid start, the last one included, and no other")
+    arguments = check.arguments()
+    assert check.reference(**arguments) == list(range(arguments["size"] - arguments["block_size"]))
+
+
+def test_reference_loop_learns_the_pattern() -> None:
+    check = check_named("train lowers a tiny model's loss over 50 steps")
+    losses = check.reference(**check.arguments())["losses"]
+    assert len(losses) == 50 and sum(losses[-5:]) / 5 < 0.1 * losses[0] < (1 - LEARNED) * losses[0]
+
+
+# ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
+
+
+def test_submission_runs_without_problems(submission_report) -> None:
+    assert submission_report.problems == []
+    assert [result.name for result in submission_report.results] == [check.name for check in CHECKS]
+
+
+@pytest.mark.parametrize("name", [check.name for check in CHECKS])
+def test_submission_passes(submission_report, name: str) -> None:
+    (result,) = [result for result in submission_report.results if result.name == name]
+    assert result.passed, result.message
+    assert result.score == result.points
+
+
+def test_solution_passes_in_the_notebook(solution_namespace: dict, capsys) -> None:
+    for task in TASKS:
+        assert check_task(solution_namespace, EXERCISE, task) == task_points(EXERCISE)[task]
+    printed = capsys.readouterr()
+    assert printed.err == ""  # nbgrader scores a cell that writes to stderr as 0
+    assert "FAIL" not in printed.out and printed.out.count("PASS") == len(CHECKS)
+
+
+def test_checks_leave_the_learners_random_numbers_alone(solution_namespace: dict) -> None:
+    # The models and generators of the checks are seeded on their own: a check cell run between
+    # two draws of the learner's does not change the second.
+    torch.manual_seed(0)
+    torch.rand(1)
+    after_one = torch.rand(3)
+    torch.manual_seed(0)
+    torch.rand(1)
+    run_checks(solution_namespace, EXERCISE)
+    assert torch.equal(torch.rand(3), after_one)
+
+
+# ---- the released stub fails everything, cleanly --------------------------------------------
+
+
+def test_release_scores_zero_in_the_notebook_and_in_the_sandbox() -> None:
+    namespace, problems = load_namespace(RELEASE)
+    assert problems == []  # the stubs define the functions; calling them raises
+    report = grade_submission(EXERCISE, RELEASE)
+    assert report.problems == [] and report.score == 0 and report.max_score == TOTAL
+    assert report.execution_time < 20
+    for results in (run_checks(namespace, EXERCISE), report.results):
+        assert len(results) == len(CHECKS)
+        for result in results:
+            assert not result.passed and result.score == 0, result.name
+            assert "raised NotImplementedError" in result.message, result.message
+
+
+# ---- typical mistakes -----------------------------------------------------------------------
+
+CE = "def cross_entropy(logits, targets):\n"
+GATHER = "    correct = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)\n"
+LSE = ("    m = logits.max(dim=-1, keepdim=True).values\n"
+       "    lse = m.squeeze(-1) + torch.log(torch.exp(logits - m).sum(-1))\n")
+GET_BATCH = "def get_batch(data, batch_size, block_size, generator=None):\n"
+WINDOWS = ("    x = torch.stack([data[s : s + block_size] for s in starts.tolist()])\n"
+           "    y = torch.stack([data[s + 1 : s + block_size + 1] for s in starts.tolist()])\n    return x, y\n")
+
+
+def draws(high: str) -> str:
+    return f"    starts = torch.randint(0, {high}, (batch_size,), generator=generator)\n"
+
+
+TRAIN = "def train(model, optimizer, batches):\n    losses = []\n    for x, y in batches:\n"
+STEP = ("        optimizer.zero_grad()\n        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())\n"
+        "        loss.backward()\n        optimizer.step()\n")
+
+# (answer cells replaced, the checks that must fail). Each is a mistake learners make.
+WRONG = {
+    "no max subtraction: exp overflows": (
+        {"cross_entropy": CE + "    lse = torch.log(torch.exp(logits).sum(-1))\n" + GATHER
+         + "    return (lse - correct).mean()\n"},
+        {"cross_entropy is finite for logits of ±1e4", "cross_entropy with large random logits"},
+    ),
+    "sum instead of mean": (
+        {"cross_entropy": CE + LSE + GATHER + "    return (lse - correct).sum()\n"},
+        {"cross_entropy is the mean over positions", "cross_entropy over (B, T, V) logits and more leading dimensions",
+         "cross_entropy's gradient equals F.cross_entropy's"},
+    ),
+    "target gathered for the first dimension only": (
+        {"cross_entropy": CE + LSE + "    correct = logits[torch.arange(len(targets)), targets]\n"
+         "    return (lse - correct).mean()\n"},
+        {"cross_entropy over (B, T, V) logits and more leading dimensions"},
+    ),
+    "the target's probability, not its log": (
+        {"cross_entropy": CE + "    p = torch.softmax(logits, dim=-1)\n"
+         "    return (-p.gather(-1, targets.unsqueeze(-1))).mean()\n"},
+        {"cross_entropy of one position is -log p(target)", "cross_entropy is the mean over positions",
+         "cross_entropy's gradient equals F.cross_entropy's"},
+    ),
+    "get_batch never draws the last start": (
+        {"get_batch": GET_BATCH + draws("len(data) - block_size - 1") + WINDOWS},
+        {"get_batch draws its starts with torch.randint(0, len(data) - block_size, ...)",
+         "get_batch reaches every valid start, the last one included, and no other",
+         "get_batch on random data, several calls in a row", "get_batch when only one window fits"},
+    ),
+    "get_batch draws starts up to len(data)": (
+        {"get_batch": GET_BATCH + draws("len(data)") + WINDOWS},
+        {"get_batch draws its starts with torch.randint(0, len(data) - block_size, ...)",
+         "get_batch reaches every valid start, the last one included, and no other",
+         "get_batch on random data, several calls in a row"},
+    ),
+    "y not shifted": (
+        {"get_batch": GET_BATCH + draws("len(data) - block_size")
+         + "    x = torch.stack([data[s : s + block_size] for s in starts.tolist()])\n    return x, x.clone()\n"},
+        {"get_batch's y is x shifted by one",
+         "get_batch draws its starts with torch.randint(0, len(data) - block_size, ...)",
+         "get_batch on random data, several calls in a row"},
+    ),
+    "get_batch ignores the generator": (
+        {"get_batch": GET_BATCH + "    starts = torch.randint(0, len(data) - block_size, (batch_size,))\n" + WINDOWS},
+        {"get_batch draws its starts with torch.randint(0, len(data) - block_size, ...)",
+         "get_batch on random data, several calls in a row"},
+    ),
+    "train without zero_grad": (
+        {"train": TRAIN + STEP.replace("        optimizer.zero_grad()\n", "") + "        losses.append(loss.item())\n"
+         "    return losses\n"},
+        {"train's losses are the reference loop's (SGD)",
+         "train's losses are the reference loop's (AdamW, random batches)",
+         "train leaves the model trained as the reference loop does"},
+    ),
+    "train returns the loss tensors": (
+        {"train": TRAIN + STEP + "        losses.append(loss)\n    return losses\n"},
+        {"train returns a list with one Python float per batch"},
+    ),
+    "train steps before backward": (
+        {"train": TRAIN + STEP.replace("        loss.backward()\n        optimizer.step()\n",
+                                       "        optimizer.step()\n        loss.backward()\n")
+         + "        losses.append(loss.item())\n    return losses\n"},
+        {"train's losses are the reference loop's (SGD)",
+         "train's losses are the reference loop's (AdamW, random batches)",
+         "train leaves the model trained as the reference loop does", "train lowers a tiny model's loss over 50 steps"},
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", list(WRONG))
+def test_mistake_loses_points_of_the_checks_it_breaks(notebook_with, mistake: str) -> None:
+    answers, must_fail = WRONG[mistake]
+    (task,) = answers
+    namespace, problems = load_namespace(notebook_with(answers, base=SOLUTION))
+    assert problems == []
+    results = run_checks(namespace, EXERCISE, task)  # the other tasks: see the sandboxed test below
+    failed = {result.name for result in results if not result.passed}
+    assert must_fail <= failed, f"{mistake}: failed only {failed}"
+    report = format_report(results, EXERCISE)
+    for name in must_fail:
+        assert f"FAIL {name}" in report or f"FAIL [hidden] {name}" in report
+
+
+USES_TORCH_LOSS = CE + "    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))\n"
+
+
+def test_torch_loss_and_a_mistake_graded_in_the_sandbox(notebook_with) -> None:
+    # cross_entropy calls F.cross_entropy: 0 for that task, with a message naming it. train forgets
+    # zero_grad: exactly the checks of that mistake fail. get_batch is right and keeps its points;
+    # train's other checks pass although they run the learner's cross_entropy, and with it
+    # F.cross_entropy, which train may use.
+    answers, must_fail = WRONG["train without zero_grad"]
+    report = grade_submission(EXERCISE, notebook_with({"cross_entropy": USES_TORCH_LOSS} | answers, base=SOLUTION))
+    assert report.problems == []
+    for result in report.results:
+        if result.task == "cross_entropy":
+            assert result.score == 0 and result.message.startswith("Not allowed"), result.name
+            assert "torch.nn.functional.cross_entropy" in result.message
+            assert "cross_entropy scores 0" in result.message
+        else:
+            assert result.passed == (result.name not in must_fail), result.name
+    assert report.score == TOTAL - 6 - sum(check.points for check in CHECKS if check.name in must_fail)
+
+
+def test_visible_failures_show_expected_and_got(solution_namespace: dict) -> None:
+    namespace = with_answer(solution_namespace, WRONG["sum instead of mean"][0]["cross_entropy"])
+    check = check_named("cross_entropy is the mean over positions")
+    assert judge(check, collect(check, namespace)).message == (
+        "Called cross_entropy(logits, targets) with logits = [[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]], targets = [0, 2]:\n"
+        "  expected tensor(0.7578)\n"
+        "  got      tensor(1.5156)"
+    )
+    namespace = with_answer(solution_namespace, WRONG["train without zero_grad"][0]["train"])
+    check = check_named("train's losses are the reference loop's (SGD)")
+    message = judge(check, collect(check, namespace)).message
+    assert message.endswith("\n  expected losses [2.7503, 1.5125, 1.3710]\n  got      losses [2.7503, 1.5125, 1.0560]")
+
+
+def test_overflow_is_explained(solution_namespace: dict) -> None:
+    namespace = with_answer(solution_namespace, WRONG["no max subtraction: exp overflows"][0]["cross_entropy"])
+    result = judge(check_named("cross_entropy is finite for logits of ±1e4"),
+                   collect(check_named("cross_entropy is finite for logits of ±1e4"), namespace))
+    assert "holds NaN or infinity: does an exponential overflow?" in result.message
+    assert "log-sum-exp trick" in result.message
+
+
+def test_returned_tensors_are_named(solution_namespace: dict) -> None:
+    namespace = with_answer(solution_namespace, WRONG["train returns the loss tensors"][0]["train"])
+    check = check_named("train returns a list with one Python float per batch")
+    message = judge(check, collect(check, namespace)).message
+    assert "expected {'type': 'list', 'items': ['float', 'float', 'float']}" in message
+    assert "got      {'type': 'list', 'items': ['Tensor', 'Tensor', 'Tensor']}" in message
+
+
+def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict) -> None:
+    namespace = with_answer(solution_namespace, WRONG["train without zero_grad"][0]["train"])
+    check = check_named("train leaves the model trained as the reference loop does")
+    assert judge(check, collect(check, namespace)).message == (
+        "Called train(TinyLM(7, 5, seed=2), SGD(lr=0.5), 6 random batches (4, 6)), then the model's parameters: "
+        "the result differs from the reference."
+    )
+
+
+def test_train_accepts_a_generator_of_batches(solution_namespace: dict) -> None:
+    # The notebook's demo feeds train from a generator expression: one step per batch drawn.
+    from course_lib.grading.exercises.training_loop_calls import TinyLM
+
+    model = TinyLM(5, 4, seed=0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    batches = ((torch.tensor(x), torch.tensor(y)) for x, y in HAND_BATCHES)
+    losses = solution_namespace["train"](model, optimizer, batches)
+    assert [round(loss, 4) for loss in losses] == [2.7503, 1.5125, 1.3710]
+
+
+# ---- torch's own loss, however it is reached, costs cross_entropy's points ------------------
+
+
+@pytest.mark.parametrize("call", [
+    "getattr(torch.nn.functional, 'cross_' + 'entropy')(logits.flatten(0, -2), targets.flatten())",
+    "-logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).mean()",
+    "torch.nn.NLLLoss()(getattr(torch, 'log_' + 'softmax')(logits, -1).flatten(0, -2), targets.flatten())",
+])
+def test_hidden_call_to_torch_loss_is_caught_while_it_runs(solution_namespace: dict, call: str) -> None:
+    # A computed name or a Tensor method escapes the static scan; the tripwires see the call.
+    namespace = with_answer(solution_namespace, CE + f"    return {call}\n")
+    results = run_checks(namespace, EXERCISE, "cross_entropy")
+    assert all(r.score == 0 and r.message.startswith("Not allowed") for r in results)
+    # The tripwires are gone again once the checks have run.
+    assert F.cross_entropy.__module__ == "torch.nn.functional" and torch.log_softmax.__module__ != __name__
+    assert type(torch.Tensor.log_softmax).__name__ == "method_descriptor"
