@@ -1,0 +1,99 @@
+"""Checkpoints: everything needed to continue a run exactly, or to sample from its model.
+
+A checkpoint is one file written by `torch.save` holding only tensors and plain Python data
+(dicts, lists, numbers, strings), so that `torch.load(weights_only=True)` can read it without
+running any code stored in it. It holds:
+
+    format            "course_lib.training.v1"
+    step              optimizer steps done
+    model             the model's state_dict
+    optimizer         the optimizer's state_dict (AdamW's running averages)
+    scaler            the fp16 GradScaler's state_dict, or None
+    model_config      GPTConfig as a dict
+    train_config      TrainConfig as a dict
+    recipe            the recipe's name, or None
+    tokenizer         the tokenizer as plain strings (see data.tokenizer_state)
+    history           the loss history so far (a list of dicts)
+    rng               random states: the batch generator's, torch's, CUDA's, Python's
+
+It is written to a temporary file that then replaces the old checkpoint in one `os.replace`, so
+a run killed while saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..model import GPT, GPTConfig
+from .data import Tokenizer, tokenizer_from_state
+
+FORMAT = "course_lib.training.v1"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that is missing, unreadable, or from a different configuration."""
+
+
+def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
+    """Write `checkpoint` to `path` atomically: a reader sees the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save({"format": FORMAT, **checkpoint}, temporary)
+    os.replace(temporary, path)  # atomic on POSIX and Windows when both are on one filesystem
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`; raise CheckpointError saying what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: train first (python -m course_lib.train) or fix the path")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # a damaged file can fail anywhere in unzipping or unpickling
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(err).__name__} while reading it): it may be"
+            f" truncated or not a course_lib checkpoint; train again or use another file"
+        ) from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a course_lib training checkpoint (expected format {FORMAT!r})")
+    return checkpoint
+
+
+# Settings that change how often a run reports or saves, never the weights it computes.
+REPORTING_SETTINGS = {"eval_interval", "eval_iters", "checkpoint_interval"}
+
+
+def check_same_config(checkpoint: dict[str, Any], model_config: dict, train_config: dict, path: str | Path = "") -> None:
+    """Raise CheckpointError if the checkpoint was trained with other settings than these.
+
+    Resuming under different settings would silently mix two runs; the message lists each
+    difference. The REPORTING_SETTINGS may change.
+    """
+    differences = [
+        f"{kind}.{key}: checkpoint {saved.get(key)!r}, now {current.get(key)!r}"
+        for kind, saved, current in (
+            ("model", checkpoint["model_config"], model_config),
+            ("train", checkpoint["train_config"], train_config),
+        )
+        for key in sorted(set(saved) | set(current))
+        if saved.get(key) != current.get(key) and not (kind == "train" and key in REPORTING_SETTINGS)
+    ]
+    if differences:
+        raise CheckpointError(
+            f"checkpoint {path} was trained with different settings, so it cannot be resumed with these:\n  "
+            + "\n  ".join(differences)
+            + "\nresume with the settings it was trained with, or start a new run in another --out folder"
+        )
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, Tokenizer, dict[str, Any]]:
+    """The trained model (in eval mode, on `device`), its tokenizer and the checkpoint itself."""
+    checkpoint = load_checkpoint(path, map_location=device)
+    model = GPT(GPTConfig(**checkpoint["model_config"]))
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval(), tokenizer_from_state(checkpoint["tokenizer"]), checkpoint
