@@ -33,6 +33,7 @@ from course_lib.grading import (
     tasks,
 )
 from course_lib.grading.checks import collect, format_report, judge, to_plain
+from course_lib.grading.compare import tensors_close
 from course_lib.grading.exercises.training_loop import EXTREME, HAND_BATCHES, LEARNED
 from course_lib.grading.notebook import graded_cells, read_notebook
 
@@ -162,6 +163,26 @@ def test_reference_loop_learns_the_pattern() -> None:
     check = check_named("train lowers a tiny model's loss over 50 steps")
     losses = check.reference(**check.arguments())["losses"]
     assert len(losses) == 50 and sum(losses[-5:]) / 5 < 0.1 * losses[0] < (1 - LEARNED) * losses[0]
+
+
+def test_references_agree_with_the_course_library() -> None:
+    # A second opinion: course_lib.training computes the same losses and draws the same windows.
+    from course_lib import training
+
+    for check in checks_for(EXERCISE, "cross_entropy")[:5]:
+        arguments = check.arguments()
+        ours = [training.cross_entropy(torch.tensor(c["logits"]), torch.tensor(c["targets"])) for c in arguments["cases"]]
+        assert tensors_close(check.reference(**arguments), [to_plain(_plain(loss)) for loss in ours]), check.name
+    draw = check_named("get_batch on random data, several calls in a row")
+    arguments = draw.arguments()
+    generator = torch.Generator().manual_seed(arguments["seed"])
+    ours = [training.get_batch(torch.tensor(arguments["data"]), arguments["batch_size"], arguments["block_size"],
+                               generator=generator) for _ in range(arguments["calls"])]
+    assert draw.reference(**arguments) == [[_plain(x), _plain(y)] for x, y in ours]
+
+
+def _plain(tensor: torch.Tensor) -> dict:
+    return {"shape": list(tensor.shape), "dtype": str(tensor.dtype).removeprefix("torch."), "values": tensor.tolist()}
 
 
 # ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
