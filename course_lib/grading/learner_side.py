@@ -79,6 +79,28 @@ def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
     return shorten(text, limit)
 
 
+def tensor_data(value: Any, what: str, *, floating: bool = False, if_not_finite: str = "") -> dict:
+    """A tensor the learner's code returned, as plain data {"shape", "dtype", "values"}, or a
+    CheckFailure that names `what` it should have been:
+
+        tensor_data(torch.ones(2), "the output") -> {"shape": [2], "dtype": "float32", "values": [1.0, 1.0]}
+        tensor_data([0.0], "grad_x") -> CheckFailure("grad_x should be a torch.Tensor, got list [0.0]")
+
+    `floating=True` also requires a floating-point dtype. NaN and infinity cannot cross as plain
+    data, so they fail here, with `if_not_finite` saying the likely cause to the learner.
+    """
+    import torch  # only the tensor exercises call this; 01_bpe's sandbox never imports torch
+
+    if not isinstance(value, torch.Tensor):
+        raise CheckFailure(f"{what} should be a torch.Tensor, got {type(value).__name__} {quote(value, 80)}")
+    if floating and not value.is_floating_point():
+        raise CheckFailure(f"{what} should be a floating-point tensor, got dtype {value.dtype}")
+    value = value.detach().cpu()
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise CheckFailure(f"{what} holds NaN or infinity" + (f": {if_not_finite}" if if_not_finite else ""))
+    return {"shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch."), "values": value.tolist()}
+
+
 def to_plain(value: Any) -> Any:
     """Copy `value` into exact plain types (tuples become lists), or raise CheckFailure.
 

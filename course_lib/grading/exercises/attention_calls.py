@@ -20,24 +20,16 @@ from typing import Any
 
 import torch
 
-from ..learner_side import CheckFailure, learner_function, quote
+from ..learner_side import CheckFailure, learner_function, tensor_data
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
-def tensor_data(value: Any, function: str) -> dict:
-    """A tensor the learner's `function` returned, as {"shape", "dtype", "values"}; CheckFailure
-    if it is not a tensor or holds NaN or infinity (which plain data cannot carry)."""
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailure(f"{function} should return a torch.Tensor, got {type(value).__name__} {quote(value, 80)}")
-    value = value.detach().cpu()
-    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-        raise CheckFailure(
-            f"{function} returned a tensor with NaN or infinite values: does an exponential overflow "
-            "(torch.softmax subtracts each row's maximum first), or does a row of the mask allow nothing?"
-        )
-    values = value.tolist()
-    return {"shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch."), "values": values}
+# Why attention's result can hold NaN or infinity.
+NOT_FINITE = (
+    "does an exponential overflow (torch.softmax subtracts each row's maximum first), or does a row "
+    "of the mask allow nothing?"
+)
 
 
 def _float32(values: list) -> torch.Tensor:
@@ -74,14 +66,14 @@ def call_attention(namespace: dict, cases: list) -> list[dict]:
             out = attention(q, k, v)
         else:
             out = attention(q, k, v, mask=torch.tensor(case["mask"], dtype=torch.bool))
-        outputs.append(tensor_data(out, "scaled_dot_product_attention"))
+        outputs.append(tensor_data(out, "the result of scaled_dot_product_attention", if_not_finite=NOT_FINITE))
     return outputs
 
 
 def call_causal_mask(namespace: dict, sizes: list) -> list[dict]:
     """causal_mask(T) for each T in `sizes`."""
     causal_mask = learner_function(namespace, "causal_mask")
-    return [tensor_data(causal_mask(T), "causal_mask") for T in sizes]
+    return [tensor_data(causal_mask(T), "the result of causal_mask") for T in sizes]
 
 
 def call_projections(namespace: dict, d_model: int, n_heads: int) -> dict:
@@ -115,6 +107,6 @@ def call_self_attention(namespace: dict, cases: list) -> list[dict]:
                 for part, shape in (("weight", [d_model, d_model]), ("bias", [d_model])):
                     _parameter(module, name, part, shape, describe).copy_(_float32(case["weights"][name][part]))
             out = module(_float32(case["x"]))
-        outputs.append(tensor_data(out, f"{describe}.forward"))
+        outputs.append(tensor_data(out, f"the result of {describe}.forward", if_not_finite=NOT_FINITE))
     return outputs
 

@@ -19,25 +19,10 @@ Every call gets fresh tensors, so code that changes its inputs in place changes 
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 
-from ..learner_side import CheckFailure, learner_function, quote
-
-
-def tensor_result(value: Any, what: str) -> dict:
-    """A tensor the learner's code returned, as {"shape", "dtype", "values"}, or a CheckFailure
-    naming `what` it should have been: tensor_result(torch.ones(2), "the output") ->
-    {"shape": [2], "dtype": "float32", "values": [1.0, 1.0]}."""
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailure(f"{what} should be a torch.Tensor, got {type(value).__name__} {quote(value, 80)}")
-    if not value.is_floating_point():
-        raise CheckFailure(f"{what} should be a floating-point tensor, got dtype {value.dtype}")
-    value = value.detach().cpu()
-    if not bool(torch.isfinite(value).all()):
-        raise CheckFailure(f"{what} contains NaN or infinity")
-    return {"shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch."), "values": value.tolist()}
+from ..learner_side import CheckFailure, learner_function, quote, tensor_data
 
 
 def make_linear(namespace: dict, in_features: int, out_features: int, bias: bool) -> torch.nn.Module:
@@ -117,7 +102,7 @@ def call_linear(namespace: dict, cases: list) -> list[dict]:
     for case in cases:
         output = _layer(namespace, case)(torch.tensor(case["x"]))
         layer_call = _call(case["in_features"], case["out_features"], case["bias"])
-        results.append(tensor_result(output, f"the output of {layer_call}"))
+        results.append(tensor_data(output, f"the output of {layer_call}", floating=True))
     return results
 
 
@@ -142,13 +127,13 @@ def call_linear_gradients(namespace: dict, cases: list) -> list[list[dict]]:
                                f"expected {tuple(grad_output.shape)}")
         output.backward(grad_output)
         names = ["weight", "bias"] if case["bias"] else ["weight"]
-        gradients = [tensor_result(x.grad, "x.grad")]
+        gradients = [tensor_data(x.grad, "x.grad", floating=True)]
         for name in names:
             gradient = getattr(layer, name).grad
             if gradient is None:
                 raise CheckFailure(f"{layer_call}.{name}.grad is None after backward: is {name} an nn.Parameter "
                                    "used in forward?")
-            gradients.append(tensor_result(gradient, f"{layer_call}.{name}.grad"))
+            gradients.append(tensor_data(gradient, f"{layer_call}.{name}.grad", floating=True))
         results.append(gradients)
     return results
 
@@ -195,5 +180,5 @@ def call_linear_backward(namespace: dict, cases: list) -> list[list[dict]]:
                 f"got {type(returned).__name__} {quote(returned, 80)}"
             )
         names = ("grad_x", "grad_weight", "grad_bias")
-        results.append([tensor_result(value, name) for value, name in zip(returned, names)])
+        results.append([tensor_data(value, name, floating=True) for value, name in zip(returned, names)])
     return results

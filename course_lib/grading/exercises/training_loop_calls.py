@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..learner_side import CheckFailure, learner_function, quote
+from ..learner_side import CheckFailure, learner_function, quote, tensor_data
 
 
 class TinyLM(nn.Module):
@@ -67,33 +67,23 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+# Why cross_entropy's result can hold NaN or infinity.
+NOT_FINITE = (
+    "does an exponential overflow? exp(10000.) is inf in float32; subtract each row's largest "
+    "logit before exponentiating (the log-sum-exp trick)"
+)
+
+
 def long_tensor(values: list) -> torch.Tensor:
     """Token ids (nested lists of int) as an int64 tensor."""
     return torch.tensor(values, dtype=torch.long)
-
-
-def tensor_data(value: Any, what: str) -> dict:
-    """A tensor the learner's code returned, as {"shape", "dtype", "values"}; CheckFailure naming
-    `what` if it is not a tensor or holds NaN or infinity (which plain data cannot carry)."""
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailure(f"{what} should be a torch.Tensor, got {type(value).__name__} {quote(value, 80)}")
-    value = value.detach().cpu()
-    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-        raise CheckFailure(
-            f"{what} holds NaN or infinity: does an exponential overflow? exp(10000.) is inf in float32; "
-            "subtract each row's largest logit before exponentiating (the log-sum-exp trick)"
-        )
-    return {"shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch."), "values": value.tolist()}
-
-
-# ---- cross_entropy ------------------------------------------------------------------------------
 
 
 def call_cross_entropy(namespace: dict, cases: list) -> list[dict]:
     """cross_entropy(logits, targets) for each case {"logits": floats (..., V), "targets": ints (...)}."""
     cross_entropy = learner_function(namespace, "cross_entropy")
     return [
-        tensor_data(cross_entropy(torch.tensor(case["logits"]), long_tensor(case["targets"])), "cross_entropy's result")
+        tensor_data(cross_entropy(torch.tensor(case["logits"]), long_tensor(case["targets"])), "cross_entropy's result", if_not_finite=NOT_FINITE)
         for case in cases
     ]
 
