@@ -232,6 +232,9 @@ def grade_submission(
         json.dumps(job),
         files=_child_files(checks),
         limits=limits,
+        # The checks use tiny tensors, and a batch runs several children side by side: one
+        # thread each is faster than every child fighting for every core.
+        env={"OMP_NUM_THREADS": "1"},
         use_bubblewrap=use_bubblewrap is not False,
     )
     cell_problems, outcomes, refused = _outcomes(_read_results(run.stdout, nonce))
