@@ -171,7 +171,8 @@ def test_references_agree_with_the_course_library() -> None:
 
     for check in checks_for(EXERCISE, "cross_entropy")[:5]:
         arguments = check.arguments()
-        ours = [training.cross_entropy(torch.tensor(c["logits"]), torch.tensor(c["targets"])) for c in arguments["cases"]]
+        cases = arguments["cases"]
+        ours = [training.cross_entropy(torch.tensor(c["logits"]), torch.tensor(c["targets"])) for c in cases]
         assert tensors_close(check.reference(**arguments), [to_plain(_plain(loss)) for loss in ours]), check.name
     draw = check_named("get_batch on random data, several calls in a row")
     arguments = draw.arguments()
@@ -339,6 +340,47 @@ def test_mistake_loses_points_of_the_checks_it_breaks(notebook_with, mistake: st
 
 
 USES_TORCH_LOSS = CE + "    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))\n"
+
+
+# Other ways to be right: each passes every check of its task.
+RIGHT = {
+    "cross_entropy with torch.logsumexp": {
+        "cross_entropy": CE + GATHER + "    return (logits.logsumexp(-1) - correct).mean()\n"},
+    "cross_entropy by flattening to (N, V)": {
+        "cross_entropy": CE + "    flat = logits.reshape(-1, logits.shape[-1])\n"
+        "    m = flat.max(dim=1, keepdim=True).values.detach()\n"
+        "    log_p = flat - m - torch.log(torch.exp(flat - m).sum(1, keepdim=True))\n"
+        "    return -log_p[torch.arange(len(flat)), targets.reshape(-1)].mean()\n"},
+    "get_batch by index arithmetic": {
+        "get_batch": GET_BATCH + draws("len(data) - block_size")
+        + "    index = starts[:, None] + torch.arange(block_size)\n    return data[index], data[index + 1]\n"},
+    "train with F.cross_entropy, zeroing after the step": {
+        "train": TRAIN + "        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())\n"
+        "        loss.backward()\n        optimizer.step()\n        optimizer.zero_grad()\n"
+        "        losses.append(float(loss))\n    return losses\n"},
+}
+
+
+@pytest.mark.parametrize("variant", list(RIGHT))
+def test_correct_variants_pass(notebook_with, variant: str) -> None:
+    answers = RIGHT[variant]
+    (task,) = answers
+    namespace, problems = load_namespace(notebook_with(answers, base=SOLUTION))
+    assert problems == []
+    results = run_checks(namespace, EXERCISE, task)
+    assert all(result.passed for result in results), format_report(results, variant)
+
+
+def test_comparisons_never_raise_on_tampered_values() -> None:
+    # What comes back from the sandbox is plain data of any shape; a comparison says False to
+    # anything that is not the result it expects (it must never crash the grader).
+    not_ids = {"shape": [4, 3], "dtype": "int64", "values": "ab"}  # the shape get_batch's checks expect
+    garbage = [None, 1, "x", [], [[not_ids, not_ids]], [[not_ids]], {"losses": ["x"]},
+               {"losses": None, "parameters": 3}, {"parameters": {"embedding": [1]}}]
+    for check in CHECKS:
+        expected = check.reference(**check.arguments())
+        for value in garbage:
+            assert check.compare(expected, value) is False, (check.name, value)
 
 
 def test_torch_loss_and_a_mistake_graded_in_the_sandbox(notebook_with) -> None:

@@ -178,9 +178,14 @@ def _plain(tensor: torch.Tensor) -> dict:
 
 
 def _shape_and_dtype(value: Any) -> Any:
-    """A result with every tensor's values left out: what the shape check compares."""
+    """A result with every tensor's values left out: what the shape check compares. Values that
+    do not have the shape they claim (only a tampered result) leave None instead."""
     if type(value) is dict and set(value) == {"shape", "dtype", "values"}:
-        return {"shape": value["shape"], "dtype": value["dtype"]}
+        try:
+            consistent = list(torch.tensor(value["values"]).shape) == value["shape"]
+        except (TypeError, ValueError, RuntimeError):  # ragged lists, or not numbers
+            consistent = False
+        return {"shape": value["shape"], "dtype": value["dtype"]} if consistent else None
     if type(value) is list:
         return [_shape_and_dtype(item) for item in value]
     return value
