@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,7 +23,9 @@ from .device import get_device
 from .training import CheckpointError, load_model
 
 
-def non_negative(kind: type) -> callable:
+def non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse type: `kind`(text), refused with a message if it is negative."""
+
     def parse(text: str) -> int | float:
         value = kind(text)
         if value < 0:
