@@ -89,9 +89,10 @@ def tensor_data(value: Any, what: str, *, floating: bool = False, if_not_finite:
     `floating=True` also requires a floating-point dtype. NaN and infinity cannot cross as plain
     data, so they fail here, with `if_not_finite` saying the likely cause to the learner.
     """
-    import torch  # only the tensor exercises call this; 01_bpe's sandbox never imports torch
-
-    if not isinstance(value, torch.Tensor):
+    # A tensor can only exist if the learner's code imported torch; this module never imports it
+    # itself, so that 01_bpe's sandbox runs on the standard library alone.
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(value, torch.Tensor):
         raise CheckFailure(f"{what} should be a torch.Tensor, got {type(value).__name__} {quote(value, 80)}")
     if floating and not value.is_floating_point():
         raise CheckFailure(f"{what} should be a floating-point tensor, got dtype {value.dtype}")
