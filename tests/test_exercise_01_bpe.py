@@ -143,13 +143,15 @@ def test_submission_passes(submission_report, name: str) -> None:
 
 def test_solution_checks_are_fast(solution_namespace: dict) -> None:
     # The solution's train_bpe is the simple full-recount version a learner writes; each check,
-    # once its inputs are cached, must stay far below the "a second or two" a learner may wait.
+    # once its inputs are cached, takes about 0.1 s on a quiet 2-core machine. The bound is a
+    # fifth of the grader's per-check time limit (10 s), so that a correct but slow learner keeps
+    # full marks with room to spare, and a loaded machine does not make this test flaky.
     run_checks(solution_namespace, "01_bpe")  # warm the caches (cl100k, Tiny Shakespeare)
     for check in CHECKS:
         arguments = check.arguments()
         start = time.perf_counter()
         outcome = call_adapter(check.call, solution_namespace, arguments)
-        assert time.perf_counter() - start < 0.5, check.name
+        assert time.perf_counter() - start < 2.0, check.name
         assert outcome["error"] is None, outcome
 
 
