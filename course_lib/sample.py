@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .device import get_device
+from .train import positive_int
 from .training import CheckpointError, load_model
 
 
@@ -33,13 +34,6 @@ def non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]:
         return value
 
     return parse
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
