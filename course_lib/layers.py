@@ -24,6 +24,15 @@ one built from `torch.nn`:
 
 The GPT model configures its feed-forward block with `MLP` (GPT-2: GELU, with biases) or
 `SwiGLU` (Llama: a gated SiLU, no biases), and its normalisation with `LayerNorm` or `RMSNorm`.
+
+Two paths, one result. The norms and activation modules take `fast` (default True), as
+attention does: fast=True hands the same computation to PyTorch's fused kernel
+(`F.layer_norm`, `F.rms_norm`, `F.gelu`, `F.silu`, `F.relu`), fast=False runs the lines written
+out below it. The fused kernel reads the tensor once instead of once per operation, and its
+backward is one kernel too; written out, tanh-GELU alone is eight element-wise operations
+forward and more backward. Both paths give the same numbers to float32 rounding (the tests
+check each against `torch.nn` and against the other), so read the written-out lines and train
+with the fused ones.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import math
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # --------------------------------------------------------------------------------------------
@@ -68,6 +78,15 @@ def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
     8 significant bits, each step (centring, squaring, dividing) would round again.
     """
     return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def _parameters_as(x: torch.Tensor, *parameters: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """The parameters in x's dtype, for a fused kernel that wants one dtype throughout.
+
+    A no-op in float32 training. With bfloat16 parameters the norm still computes in float32,
+    as the written-out path does when it multiplies float32 activations by them.
+    """
+    return [None if p is None else p.to(x.dtype) for p in parameters]
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,6 +216,8 @@ class LayerNorm(nn.Module):
     The variance divides by n, not n - 1 (as `torch.nn.LayerNorm`), and `eps` keeps the division
     finite for a constant vector. Only the last dimension is normalised (torch also allows
     several). The statistics are computed in at least float32, then cast back to x's dtype.
+    fast=True (the default) computes it with `F.layer_norm`, fast=False with the lines of
+    `forward` (see the module docstring).
     """
 
     def __init__(
@@ -204,18 +225,23 @@ class LayerNorm(nn.Module):
         normalized_shape: int,
         eps: float = 1e-5,
         bias: bool = True,
+        fast: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
         super().__init__()
         self.normalized_shape = normalized_shape
         self.eps = eps
+        self.fast = fast
         self.weight = nn.Parameter(torch.ones(normalized_shape, device=device, dtype=dtype))
         self.bias = nn.Parameter(torch.zeros(normalized_shape, device=device, dtype=dtype)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_features("LayerNorm", x, self.normalized_shape, self.weight.dtype)
         x32 = _at_least_float32(x)
+        if self.fast:
+            y = F.layer_norm(x32, (self.normalized_shape,), *_parameters_as(x32, self.weight, self.bias), self.eps)
+            return y.to(x.dtype)
         mean = x32.mean(dim=-1, keepdim=True)  # (..., C) -> (..., 1)
         # Centre first, then average the squares: E[(x - mean)²] stays accurate when the
         # mean is large, where E[x²] - mean² would subtract two nearly equal numbers.
@@ -227,7 +253,7 @@ class LayerNorm(nn.Module):
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, bias={self.bias is not None}"
+        return f"{self.normalized_shape}, eps={self.eps}, bias={self.bias is not None}, fast={self.fast}"
 
 
 class RMSNorm(nn.Module):
@@ -239,29 +265,35 @@ class RMSNorm(nn.Module):
 
     `eps` defaults to 1e-5, the value of Llama 3's configuration. (`torch.nn.RMSNorm`'s default,
     eps=None, means the dtype's machine epsilon instead; pass eps explicitly when comparing.)
+    fast=True (the default) computes it with `F.rms_norm`, fast=False with the lines of `forward`.
     """
 
     def __init__(
         self,
         normalized_shape: int,
         eps: float = 1e-5,
+        fast: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
         super().__init__()
         self.normalized_shape = normalized_shape
         self.eps = eps
+        self.fast = fast
         self.weight = nn.Parameter(torch.ones(normalized_shape, device=device, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_features("RMSNorm", x, self.normalized_shape, self.weight.dtype)
         x32 = _at_least_float32(x)
+        if self.fast:
+            (weight,) = _parameters_as(x32, self.weight)
+            return F.rms_norm(x32, (self.normalized_shape,), weight, self.eps).to(x.dtype)
         mean_square = (x32 * x32).mean(dim=-1, keepdim=True)  # (..., C) -> (..., 1)
         y = x32 / torch.sqrt(mean_square + self.eps) * self.weight  # (..., C)
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}"
+        return f"{self.normalized_shape}, eps={self.eps}, fast={self.fast}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,33 +331,51 @@ def silu(x: torch.Tensor) -> torch.Tensor:
 
 
 class ReLU(nn.Module):
-    """`relu` as a module, to place in a network."""
+    """`relu` as a module, to place in a network; fast=True (the default) calls `F.relu` instead."""
+
+    def __init__(self, fast: bool = True):
+        super().__init__()
+        self.fast = fast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return relu(x)
+        return F.relu(x) if self.fast else relu(x)
+
+    def extra_repr(self) -> str:
+        return f"fast={self.fast}"
 
 
 class GELU(nn.Module):
-    """`gelu` as a module; approximate="tanh" selects GPT-2's tanh formula."""
+    """`gelu` as a module; approximate="tanh" selects GPT-2's tanh formula.
 
-    def __init__(self, approximate: Literal["none", "tanh"] = "none"):
+    fast=True (the default) calls `F.gelu`, one fused kernel, instead of `gelu`'s formula.
+    """
+
+    def __init__(self, approximate: Literal["none", "tanh"] = "none", fast: bool = True):
         super().__init__()
         if approximate not in ("none", "tanh"):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
+        self.fast = fast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return gelu(x, self.approximate)
+        return F.gelu(x, approximate=self.approximate) if self.fast else gelu(x, self.approximate)
 
     def extra_repr(self) -> str:
-        return f"approximate={self.approximate!r}"
+        return f"approximate={self.approximate!r}, fast={self.fast}"
 
 
 class SiLU(nn.Module):
-    """`silu` as a module, to place in a network."""
+    """`silu` as a module, to place in a network; fast=True (the default) calls `F.silu` instead."""
+
+    def __init__(self, fast: bool = True):
+        super().__init__()
+        self.fast = fast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return silu(x)
+        return F.silu(x) if self.fast else silu(x)
+
+    def extra_repr(self) -> str:
+        return f"fast={self.fast}"
 
 
 # The names `MLP(activation=...)` accepts; "gelu_tanh" is GPT-2's variant.
@@ -347,7 +397,7 @@ class MLP(nn.Module):
 
     Each position is transformed on its own (attention is where positions mix). GPT-2 uses
     d_hidden = 4 · d_model and GELU. With d_model=768 that is 768·3072 + 3072 + 3072·768 + 768
-    = 4,722,432 parameters per block, about two thirds of the block.
+    = 4,722,432 parameters per block, about two thirds of the block. `fast` goes to the activation.
     """
 
     def __init__(
@@ -356,6 +406,7 @@ class MLP(nn.Module):
         d_hidden: int | None = None,
         activation: str = "gelu",
         bias: bool = True,
+        fast: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
@@ -367,7 +418,7 @@ class MLP(nn.Module):
             )
         d_hidden = 4 * d_model if d_hidden is None else d_hidden
         self.up_proj = Linear(d_model, d_hidden, bias=bias, device=device, dtype=dtype)
-        self.act = ACTIVATIONS[activation]()
+        self.act = ACTIVATIONS[activation](fast=fast)
         self.down_proj = Linear(d_hidden, d_model, bias=bias, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -382,7 +433,7 @@ class SwiGLU(nn.Module):
     other passes. With three weight matrices instead of two, d_hidden ≈ (2/3) · 4 · d_model
     spends as many parameters as a 4x MLP: Llama 2 7B has d_model 4096 and d_hidden 11008
     (that, rounded up to a multiple of 256). No biases by default, as in Llama; the names match
-    Hugging Face's Llama checkpoints.
+    Hugging Face's Llama checkpoints. fast=True (the default) computes the SiLU with `F.silu`.
     """
 
     def __init__(
@@ -390,14 +441,16 @@ class SwiGLU(nn.Module):
         d_model: int,
         d_hidden: int,
         bias: bool = False,
+        fast: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
         super().__init__()
+        self.act = SiLU(fast=fast)
         self.gate_proj = Linear(d_model, d_hidden, bias=bias, device=device, dtype=dtype)
         self.up_proj = Linear(d_model, d_hidden, bias=bias, device=device, dtype=dtype)
         self.down_proj = Linear(d_hidden, d_model, bias=bias, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = silu(self.gate_proj(x)) * self.up_proj(x)  # (..., d_model) -> (..., d_hidden)
+        h = self.act(self.gate_proj(x)) * self.up_proj(x)  # (..., d_model) -> (..., d_hidden)
         return self.down_proj(h)  # (..., d_hidden) -> (..., d_model)

@@ -57,8 +57,9 @@ class GPTConfig:
     None means 4 · d_model for an MLP, and for SwiGLU 8/3 · d_model rounded up to a multiple of 8,
     which spends about as many parameters with three matrices as the MLP does with two.
     See the module docstring for the switches (norm, mlp, rope_theta, n_kv_heads, bias,
-    tie_weights). fast_attention=False runs the from-scratch attention instead of
-    F.scaled_dot_product_attention: slower, the same numbers.
+    tie_weights). fast=False runs the written-out code of chapters 2 and 3 (attention, norms,
+    activations) instead of PyTorch's fused kernels (F.scaled_dot_product_attention,
+    F.layer_norm, F.gelu, ...): slower, the same numbers to float32 rounding.
     """
 
     vocab_size: int = 50257
@@ -74,7 +75,7 @@ class GPTConfig:
     bias: bool = True  # biases in the linear layers and LayerNorms (the head never has one)
     rope_theta: float | None = None  # None: learned position embeddings; else rotary with this base
     tie_weights: bool = True  # the head reuses the token embedding's matrix
-    fast_attention: bool = True
+    fast: bool = True
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layers", "d_model", "n_heads", "n_kv_heads", "d_ff"):
@@ -120,8 +121,8 @@ class GPTConfig:
 
 def _norm(config: GPTConfig) -> nn.Module:
     if config.norm == "rmsnorm":
-        return RMSNorm(config.d_model, eps=config.norm_eps)
-    return LayerNorm(config.d_model, eps=config.norm_eps, bias=config.bias)
+        return RMSNorm(config.d_model, eps=config.norm_eps, fast=config.fast)
+    return LayerNorm(config.d_model, eps=config.norm_eps, bias=config.bias, fast=config.fast)
 
 
 class Block(nn.Module):
@@ -142,14 +143,16 @@ class Block(nn.Module):
             config.n_heads,
             n_kv_heads=config.n_kv_heads,
             bias=config.bias,
-            fast=config.fast_attention,
+            fast=config.fast,
             rope_theta=config.rope_theta,
         )
         self.mlp_norm = _norm(config)
         if config.mlp == "swiglu":
-            self.mlp: nn.Module = SwiGLU(config.d_model, config.hidden_dim, bias=config.bias)
+            self.mlp: nn.Module = SwiGLU(config.d_model, config.hidden_dim, bias=config.bias, fast=config.fast)
         else:
-            self.mlp = MLP(config.d_model, config.hidden_dim, activation=config.mlp, bias=config.bias)
+            self.mlp = MLP(
+                config.d_model, config.hidden_dim, activation=config.mlp, bias=config.bias, fast=config.fast
+            )
 
     def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), kv_cache=kv_cache)  # (B, T, C)

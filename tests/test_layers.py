@@ -11,6 +11,7 @@ which differ in the last bits: a few float32 ulps (the ulp of 1.0 is 1.2e-7).
 """
 
 import doctest
+import functools
 import math
 
 import pytest
@@ -27,6 +28,9 @@ ATOL = 1e-5
 RTOL = 1e-5
 # Leading dimensions in front of the feature dimension: none, then 1 to 4 of them.
 LEADING = [(), (3,), (2, 3), (2, 3, 4), (2, 1, 3, 2)]
+# Norms and activations have two paths, PyTorch's fused kernel and the written-out formula: every
+# test of them runs both.
+both_paths = pytest.mark.parametrize("fast", [True, False], ids=["fused", "written-out"])
 
 
 @pytest.fixture(autouse=True)
@@ -210,35 +214,38 @@ def test_embedding_accepts_int32_and_empty_ids():
 # --------------------------------------------------------------------------------------------
 
 
+@both_paths
 @pytest.mark.parametrize("leading", LEADING)
 @pytest.mark.parametrize("bias", [True, False])
-def test_layernorm_matches_torch(leading, bias):
-    ours = randomize_(LayerNorm(8, eps=1e-5, bias=bias, device=DEVICE))
+def test_layernorm_matches_torch(leading, bias, fast):
+    ours = randomize_(LayerNorm(8, eps=1e-5, bias=bias, fast=fast, device=DEVICE))
     ref = nn.LayerNorm(8, eps=1e-5, bias=bias, device=DEVICE)
     ref.load_state_dict(ours.state_dict())
     # An offset and a scale far from 0 and 1, so that normalising actually has work to do.
     assert_same_function(ours, ref, 3.0 * torch.randn(*leading, 8, device=DEVICE) + 5.0)
 
 
+@both_paths
 @pytest.mark.parametrize("leading", LEADING)
-def test_rmsnorm_matches_torch(leading):
-    ours = randomize_(RMSNorm(8, eps=1e-6, device=DEVICE))
+def test_rmsnorm_matches_torch(leading, fast):
+    ours = randomize_(RMSNorm(8, eps=1e-6, fast=fast, device=DEVICE))
     ref = nn.RMSNorm(8, eps=1e-6, device=DEVICE)
     ref.load_state_dict(ours.state_dict())
     assert_same_function(ours, ref, 3.0 * torch.randn(*leading, 8, device=DEVICE) + 5.0)
 
 
-def test_norms_hand_examples():
+@both_paths
+def test_norms_hand_examples(fast):
     # LayerNorm [1, 2, 3]: mean 2, variance 2/3 -> [-1, 0, 1] / sqrt(2/3).
     s = math.sqrt(2 / 3 + 1e-5)
     close(
-        LayerNorm(3, device=DEVICE)(torch.tensor([1.0, 2.0, 3.0], device=DEVICE)),
+        LayerNorm(3, fast=fast, device=DEVICE)(torch.tensor([1.0, 2.0, 3.0], device=DEVICE)),
         torch.tensor([-1 / s, 0.0, 1 / s], device=DEVICE),
     )
     # RMSNorm [3, 4]: mean square (9 + 16) / 2 = 12.5.
     r = math.sqrt(12.5 + 1e-5)
     close(
-        RMSNorm(2, device=DEVICE)(torch.tensor([3.0, 4.0], device=DEVICE)),
+        RMSNorm(2, fast=fast, device=DEVICE)(torch.tensor([3.0, 4.0], device=DEVICE)),
         torch.tensor([3 / r, 4 / r], device=DEVICE),
     )
 
@@ -251,23 +258,25 @@ def test_norms_start_as_pure_normalisation():
     assert [name for name, _ in rms.named_parameters()] == ["weight"]
 
 
-def test_layernorm_is_accurate_for_a_large_mean():
+@both_paths
+def test_layernorm_is_accurate_for_a_large_mean(fast):
     """Centring before squaring: with mean 1e4 and spread 1, E[x²] - mean² would cancel catastrophically."""
     x = 1e4 + torch.randn(4, 64, device=DEVICE)
     expected = nn.functional.layer_norm(x.double(), (64,)).float()  # float64 as the reference
     # Near 1e4, float32 numbers are 1e-3 apart, so the float32 mean alone is off by about 1e-3;
     # 1e-2 allows for that, while the E[x²] - mean² shortcut is off by whole units here.
-    torch.testing.assert_close(LayerNorm(64, device=DEVICE)(x), expected, atol=1e-2, rtol=1e-2)
+    torch.testing.assert_close(LayerNorm(64, fast=fast, device=DEVICE)(x), expected, atol=1e-2, rtol=1e-2)
 
 
+@both_paths
 @pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
-def test_norms_keep_bfloat16_but_compute_in_float32(norm):
+def test_norms_keep_bfloat16_but_compute_in_float32(norm, fast):
     """A bfloat16 input gives a bfloat16 output that rounds torch's float32 answer, not a worse one."""
     x = (3.0 * torch.randn(4, 512, device=DEVICE) + 1.0).bfloat16()
     if norm == "layernorm":
-        ours, ref = LayerNorm(512, device=DEVICE), nn.LayerNorm(512, device=DEVICE)
+        ours, ref = LayerNorm(512, fast=fast, device=DEVICE), nn.LayerNorm(512, device=DEVICE)
     else:
-        ours, ref = RMSNorm(512, eps=1e-5, device=DEVICE), nn.RMSNorm(512, eps=1e-5, device=DEVICE)
+        ours, ref = RMSNorm(512, eps=1e-5, fast=fast, device=DEVICE), nn.RMSNorm(512, eps=1e-5, device=DEVICE)
     ours, ref = ours.bfloat16(), ref.float()
     y = ours(x)
     assert y.dtype == torch.bfloat16
@@ -288,25 +297,29 @@ def test_norm_errors_say_what_is_wrong(norm):
 # Activations
 # --------------------------------------------------------------------------------------------
 
+# name -> (ours given fast, torch.nn's)
 ACTIVATION_PAIRS = {
-    "relu": (ReLU(), nn.ReLU()),
-    "gelu": (GELU(), nn.GELU()),
-    "gelu_tanh": (GELU(approximate="tanh"), nn.GELU(approximate="tanh")),
-    "silu": (SiLU(), nn.SiLU()),
+    "relu": (ReLU, nn.ReLU()),
+    "gelu": (GELU, nn.GELU()),
+    "gelu_tanh": (functools.partial(GELU, approximate="tanh"), nn.GELU(approximate="tanh")),
+    "silu": (SiLU, nn.SiLU()),
 }
 
 
+@both_paths
 @pytest.mark.parametrize("name", ACTIVATION_PAIRS)
 @pytest.mark.parametrize("leading", LEADING)
-def test_activation_matches_torch(name, leading):
+def test_activation_matches_torch(name, leading, fast):
     ours, ref = ACTIVATION_PAIRS[name]
-    assert_same_function(ours, ref, 3.0 * torch.randn(*leading, 5, device=DEVICE))
+    assert_same_function(ours(fast=fast), ref, 3.0 * torch.randn(*leading, 5, device=DEVICE))
 
 
+@both_paths
 @pytest.mark.parametrize("name", ACTIVATION_PAIRS)
-def test_activation_at_extreme_inputs(name):
+def test_activation_at_extreme_inputs(name, fast):
     """No overflow: large inputs give torch's values and finite gradients."""
-    ours, ref = ACTIVATION_PAIRS[name]
+    make_ours, ref = ACTIVATION_PAIRS[name]
+    ours = make_ours(fast=fast)
     x = torch.tensor([-1e4, -1000.0, -50.0, -1.0, 0.0, 1.0, 50.0, 1000.0, 1e4], device=DEVICE)
     assert_same_function(ours, ref, x)
     x = x.clone().requires_grad_()
@@ -370,20 +383,22 @@ class TorchSwiGLU(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
+@both_paths
 @pytest.mark.parametrize("activation", TORCH_ACTIVATIONS)
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("leading", [(), (2, 3), (2, 1, 3, 2)])
-def test_mlp_matches_torch(activation, bias, leading):
-    ours = MLP(8, 24, activation=activation, bias=bias, device=DEVICE)
+def test_mlp_matches_torch(activation, bias, leading, fast):
+    ours = MLP(8, 24, activation=activation, bias=bias, fast=fast, device=DEVICE)
     ref = TorchMLP(8, 24, activation, bias)
     ref.load_state_dict(ours.state_dict())
     assert_same_function(ours, ref, torch.randn(*leading, 8, device=DEVICE))
 
 
+@both_paths
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("leading", [(), (2, 3), (2, 1, 3, 2)])
-def test_swiglu_matches_torch(bias, leading):
-    ours = SwiGLU(8, 24, bias=bias, device=DEVICE)
+def test_swiglu_matches_torch(bias, leading, fast):
+    ours = SwiGLU(8, 24, bias=bias, fast=fast, device=DEVICE)
     ref = TorchSwiGLU(8, 24, bias)
     ref.load_state_dict(ours.state_dict())
     assert_same_function(ours, ref, torch.randn(*leading, 8, device=DEVICE))

@@ -126,12 +126,20 @@ def test_no_information_flows_from_the_future(config):
 
 
 @pytest.mark.parametrize("config", [GPT2_LIKE, LLAMA_LIKE], ids=["gpt2-like", "llama-like"])
-def test_fast_and_from_scratch_attention_give_the_same_logits(config):
+def test_fused_and_written_out_paths_give_the_same_logits_and_gradients(config):
     fast = make(**config)
-    slow = make(**dict(config, fast_attention=False))
+    slow = make(**dict(config, fast=False))
     slow.load_state_dict(fast.state_dict())
     idx = random_ids(fast.config)
-    close(slow(idx)[0], fast(idx)[0])
+    targets = random_ids(fast.config)
+    fast_logits, fast_loss = fast(idx, targets)
+    slow_logits, slow_loss = slow(idx, targets)
+    close(slow_logits, fast_logits)
+    fast_loss.backward()
+    slow_loss.backward()
+    slow_grads = {name: p.grad for name, p in slow.named_parameters()}
+    for name, p in fast.named_parameters():
+        torch.testing.assert_close(slow_grads[name], p.grad, atol=ATOL, rtol=RTOL, msg=lambda m: f"{name}: {m}")
 
 
 def test_rotary_model_has_no_position_embedding_and_learned_one_has_block_size_rows():
