@@ -183,6 +183,7 @@ def test_optimizer_decays_matrices_only_and_lists_the_tied_weight_once():
     model = GPT(GPTConfig(**TINY_MODEL))
     opt = configure_optimizer(model, lr=1e-3, weight_decay=0.1)
     assert isinstance(opt, torch.optim.AdamW)
+    assert opt.defaults["fused"]  # one kernel for all parameters (test_train_step_equals_adamw_by_hand: same update)
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     named = dict(model.named_parameters())  # tied weights appear once here
@@ -310,3 +311,13 @@ def test_trainer_rejects_data_shorter_than_a_window():
 
 def test_no_autocast_on_cpu():
     assert course_lib.training.trainer._autocast_dtype(torch.device("cpu")) is None
+
+
+@pytest.mark.parametrize("bad_id", [-1, 11])
+def test_trainer_rejects_token_ids_outside_the_vocabulary(bad_id):
+    """Caught once, up front, with the fix: not as a failed lookup at some later step."""
+    model = GPT(GPTConfig(**TINY_MODEL))
+    data = tiny_data()
+    data[100] = bad_id
+    with pytest.raises(ValueError, match=rf"train_data holds token id {bad_id}, outside the model's vocabulary 0\.\.10"):
+        Trainer(model, data, tiny_data(), TrainConfig(), device="cpu")

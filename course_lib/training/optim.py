@@ -10,10 +10,11 @@ LayerNorm's scale towards 0 would shrink its output rather than regularise anyth
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 from torch import nn
+
+# Where torch.optim.AdamW has a fused kernel (PyTorch 2.4+), among the devices course_lib picks.
+FUSED_ADAMW_DEVICES = ("cpu", "cuda", "mps")
 
 
 def configure_optimizer(
@@ -21,12 +22,14 @@ def configure_optimizer(
     lr: float,
     weight_decay: float = 0.1,
     betas: tuple[float, float] = (0.9, 0.95),
-    device_type: str = "cpu",
 ) -> torch.optim.AdamW:
     """torch.optim.AdamW over two groups: 2-D+ parameters with `weight_decay`, the rest with none.
 
     A parameter shared by two modules (the tied embedding and head) is listed once, as
-    `named_parameters` does. On a GPU the fused AdamW kernel updates all parameters at once.
+    `named_parameters` does. On the devices that have it (CPU, CUDA, MPS, ...) AdamW runs as
+    one fused kernel over all parameters, instead of a dozen small operations per parameter:
+    the same update, several times faster (on the shakespeare-char model on a CPU, 0.5 ms
+    instead of 4.3 ms a step; see benchmarks/RESULTS.md).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
@@ -35,5 +38,5 @@ def configure_optimizer(
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, **({"fused": True} if fused else {}))
+    fused = all(p.device.type in FUSED_ADAMW_DEVICES for p in params)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=fused)

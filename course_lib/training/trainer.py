@@ -91,19 +91,26 @@ class Trainer:
                     f"Trainer: {name} must be 1-D token ids longer than block_size={self.block_size},"
                     f" got shape {tuple(data.shape)}"
                 )
+            low, high = data.min().item(), data.max().item()
+            if low < 0 or high >= model.config.vocab_size:
+                raise ValueError(
+                    f"Trainer: {name} holds token id {low if low < 0 else high}, outside the model's"
+                    f" vocabulary 0..{model.config.vocab_size - 1}: build the model with the"
+                    f" tokenizer's vocab_size"
+                )
         self.train_data, self.val_data = train_data, val_data
         self.config = config
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.tokenizer, self.recipe = tokenizer, recipe
         self.progress = progress
         self.dist = distributed or DistributedInfo()
-        self.optimizer = configure_optimizer(
-            model, config.lr, config.weight_decay, (config.beta1, config.beta2), self.device.type
-        )
+        self.optimizer = configure_optimizer(model, config.lr, config.weight_decay, (config.beta1, config.beta2))
         self.amp_dtype = _autocast_dtype(self.device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         if self.device.type == "cuda":
-            model.tok_emb.check_range = False  # the ids come from the tokenizer; skip the per-step sync
+            # Every id was checked above; checking each batch again would make the CPU wait for
+            # the GPU at every step.
+            model.tok_emb.check_range = False
         self.generator = torch.Generator().manual_seed(config.seed)  # the training batches' stream
         self.step = 0
         self.history: list[dict[str, Any]] = []
@@ -137,7 +144,8 @@ class Trainer:
         lr = lr_at(self.step, c.lr, c.min_lr, c.warmup_iters, c.decay_iters)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.model.train()
+        if not self.model.training:  # .train() walks every module: skip it when nothing changed
+            self.model.train()
         total = torch.zeros((), device=self.device)
         for micro in range(c.grad_accum_steps):
             x, y = self._next_batch()
