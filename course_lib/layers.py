@@ -330,52 +330,58 @@ def silu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(x)
 
 
-class ReLU(nn.Module):
-    """`relu` as a module, to place in a network; fast=True (the default) calls `F.relu` instead."""
+class Activation(nn.Module):
+    """An activation function as a module, to place in a network.
+
+    Subclasses name the function twice: `written_out` (this module's formula) and `fused`
+    (PyTorch's kernel for the same function). fast=True, the default, calls the fused one.
+    """
+
+    written_out: staticmethod
+    fused: staticmethod
 
     def __init__(self, fast: bool = True):
         super().__init__()
         self.fast = fast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x) if self.fast else relu(x)
+        return self.fused(x) if self.fast else self.written_out(x)
 
     def extra_repr(self) -> str:
         return f"fast={self.fast}"
 
 
-class GELU(nn.Module):
-    """`gelu` as a module; approximate="tanh" selects GPT-2's tanh formula.
+class ReLU(Activation):
+    """`relu` as a module; fast=True calls `F.relu`."""
 
-    fast=True (the default) calls `F.gelu`, one fused kernel, instead of `gelu`'s formula.
-    """
+    written_out = staticmethod(relu)
+    fused = staticmethod(F.relu)
+
+
+class SiLU(Activation):
+    """`silu` as a module; fast=True calls `F.silu`."""
+
+    written_out = staticmethod(silu)
+    fused = staticmethod(F.silu)
+
+
+class GELU(Activation):
+    """`gelu` as a module; approximate="tanh" selects GPT-2's tanh formula. fast=True calls `F.gelu`."""
 
     def __init__(self, approximate: Literal["none", "tanh"] = "none", fast: bool = True):
-        super().__init__()
+        super().__init__(fast)
         if approximate not in ("none", "tanh"):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
-        self.fast = fast
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(x, approximate=self.approximate) if self.fast else gelu(x, self.approximate)
+    def written_out(self, x: torch.Tensor) -> torch.Tensor:
+        return gelu(x, self.approximate)
+
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate=self.approximate)
 
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}, fast={self.fast}"
-
-
-class SiLU(nn.Module):
-    """`silu` as a module, to place in a network; fast=True (the default) calls `F.silu` instead."""
-
-    def __init__(self, fast: bool = True):
-        super().__init__()
-        self.fast = fast
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.silu(x) if self.fast else silu(x)
-
-    def extra_repr(self) -> str:
-        return f"fast={self.fast}"
 
 
 # The names `MLP(activation=...)` accepts; "gelu_tanh" is GPT-2's variant.

@@ -1,6 +1,6 @@
 """Train a GPT from a named recipe, on a CPU, a GPU, or several processes under torchrun.
 
-    python -m course_lib.train --preset shakespeare-char                  # about 3 minutes on 2 cores
+    python -m course_lib.train --preset shakespeare-char                  # about 2 minutes on 2 cores
     python -m course_lib.train --preset shakespeare-char --resume         # continue out/shakespeare-char
     python -m course_lib.train --preset shakespeare-char-tiny --max-iters 50 --out /tmp/toy
     torchrun --nproc_per_node 2 -m course_lib.train --preset shakespeare-char --batch-size 6

@@ -95,10 +95,10 @@ NANOGPT_CPU = Recipe(
 
 SHAKESPEARE_CHAR = Recipe(
     name="shakespeare-char",
-    description="the course's default: character-level Tiny Shakespeare in about 3 minutes on 2 CPU cores",
+    description="the course's default: character-level Tiny Shakespeare in about 2 minutes on 2 CPU cores",
     # nanoGPT's CPU shape and step count, trained at 3x its learning rate (after the same 100-step
-    # warm-up): measured on Tiny Shakespeare, lr 3e-3 reaches a validation loss of 1.79 after
-    # 2000 steps where 1e-3 reaches 1.90, in less wall time than nanoGPT's 183 s (RESULTS.md).
+    # warm-up): measured on Tiny Shakespeare, lr 3e-3 reaches a validation loss of 1.78 after
+    # 2000 steps where 1e-3 reaches 1.90, in 104 s of wall time against nanoGPT's 183 s (RESULTS.md).
     model=dict(block_size=64, n_layers=4, n_heads=4, d_model=128, bias=False),
     train=TrainConfig(
         max_iters=2000, batch_size=12, lr=3e-3, min_lr=1e-4, warmup_iters=100,
