@@ -2,20 +2,60 @@
 
     write_submission(tmp / "alice.ipynb", answered={"merge"})        # only merge solved
     write_submission(tmp / "bob.ipynb", answered=ALL, replaced={"encode": WRONG_ENCODE})
+    submission_notebook({"Linear"}, assignment=ASSIGNMENTS["02_linear"])   # another exercise
 
 A filled-in answer is the solution's answer cell without nbgrader's `### BEGIN/END SOLUTION`
-markers, which is what a learner who wrote the same code would submit.
+markers, which is what a learner who wrote the same code would submit. Without `assignment`,
+everything here is about 01_bpe.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SOLUTION = REPO / "solutions" / "01_bpe" / "bpe.ipynb"
-RELEASE = REPO / "exercises" / "01_bpe" / "bpe.ipynb"
-TASK_POINTS = {"get_pair_counts": 3, "merge": 4, "train_bpe": 6, "encode": 5, "decode": 4}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One exercise as nbgrader sees it, and the points its check cells state for each task."""
+
+    name: str  # the folder under solutions/ and exercises/
+    notebook: str  # the notebook's file name
+    task_points: dict[str, int]  # answer cell's grade id -> points of its check cell
+
+    @property
+    def solution(self) -> Path:
+        return REPO / "solutions" / self.name / self.notebook
+
+    @property
+    def release(self) -> Path:
+        return REPO / "exercises" / self.name / self.notebook
+
+    @property
+    def max_score(self) -> int:
+        return sum(self.task_points.values())
+
+
+ASSIGNMENTS = {
+    a.name: a
+    for a in [
+        Assignment("01_bpe", "bpe.ipynb", {"get_pair_counts": 3, "merge": 4, "train_bpe": 6, "encode": 5, "decode": 4}),
+        Assignment("02_linear", "linear.ipynb", {"Linear": 12, "linear_backward": 7}),
+        Assignment(
+            "03_attention",
+            "attention.ipynb",
+            {"scaled_dot_product_attention": 8, "causal_mask": 3, "MultiHeadSelfAttention": 8},
+        ),
+        Assignment("04_training_loop", "training_loop.ipynb", {"cross_entropy": 6, "get_batch": 6, "train": 6}),
+    ]
+}
+BPE = ASSIGNMENTS["01_bpe"]
+SOLUTION = BPE.solution
+RELEASE = BPE.release
+TASK_POINTS = BPE.task_points
 ALL = frozenset(TASK_POINTS)
 
 
@@ -28,10 +68,10 @@ def _source(cell: dict) -> str:
     return "".join(source) if isinstance(source, list) else source
 
 
-def solution_answers() -> dict[str, str]:
+def solution_answers(assignment: Assignment = BPE) -> dict[str, str]:
     """The solution's answer cells by grade id, without the solution markers."""
     answers = {}
-    for cell in json.loads(SOLUTION.read_text(encoding="utf-8"))["cells"]:
+    for cell in json.loads(assignment.solution.read_text(encoding="utf-8"))["cells"]:
         if cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
             lines = _source(cell).splitlines(keepends=True)
             answers[_grade_id(cell)] = "".join(
@@ -41,12 +81,15 @@ def solution_answers() -> dict[str, str]:
 
 
 def submission_notebook(
-    answered: frozenset[str] | set[str] = frozenset(), replaced: dict[str, str] | None = None, release: Path = RELEASE
+    answered: frozenset[str] | set[str] = frozenset(),
+    replaced: dict[str, str] | None = None,
+    release: Path | None = None,
+    assignment: Assignment = BPE,
 ) -> dict:
-    """The `release` notebook with the solution's answers for the tasks in `answered` and the given
-    sources for the tasks in `replaced` (grade id -> cell source)."""
-    notebook = json.loads(release.read_text(encoding="utf-8"))
-    answers = solution_answers()
+    """The `release` notebook (default: the assignment's, as committed) with the solution's answers
+    for the tasks in `answered` and the given sources for the tasks in `replaced` (grade id -> source)."""
+    notebook = json.loads((release or assignment.release).read_text(encoding="utf-8"))
+    answers = solution_answers(assignment)
     sources = {task: answers[task] for task in answered} | (replaced or {})
     for cell in notebook["cells"]:
         if _grade_id(cell) in sources:
@@ -63,9 +106,9 @@ def write_submission(
     return path
 
 
-def points_of(tasks: set[str] | frozenset[str]) -> int:
-    """The points of `tasks` as the notebook's check cells state them (3 + 4 + 6 + 5 + 4 = 22)."""
-    return sum(TASK_POINTS[task] for task in tasks)
+def points_of(tasks: set[str] | frozenset[str], assignment: Assignment = BPE) -> int:
+    """The points of `tasks` as the notebook's check cells state them (01_bpe: 3 + 4 + 6 + 5 + 4 = 22)."""
+    return sum(assignment.task_points[task] for task in tasks)
 
 
 # A wrong encode: it ignores the merges, so only the check without merges passes (1 of 5 points).

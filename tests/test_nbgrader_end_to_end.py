@@ -1,15 +1,16 @@
-"""nbgrader end to end on exercise 01_bpe, in a temporary course directory, as an instructor runs it:
+"""nbgrader end to end on every exercise, in one temporary course directory, as an instructor runs it:
 
-    nbgrader generate_assignment 01_bpe     solutions/ -> release/ (answers removed)
-    (three students hand in)                submitted/<student>/01_bpe/bpe.ipynb
-    nbgrader autograde 01_bpe               runs each notebook, records the check cells' scores
-    nbgrader generate_feedback 01_bpe       feedback/<student>/01_bpe/bpe.html
-    nbgrader export --to grades.csv         one row per student
+    nbgrader generate_assignment <name>     solutions/ -> exercises/ (answers removed)
+    (three students hand in)                submitted/<student>/<name>/<notebook>.ipynb
+    nbgrader autograde <name>               runs each notebook, records the check cells' scores
+    nbgrader generate_feedback <name>       feedback/<student>/<name>/<notebook>.html
+    nbgrader export --to grades.csv         one row per student and assignment
 
-then the batch grader on the same submitted/ folder must give every student the same total.
+then the batch grader on the same submitted/ folder must give every student the same score.
 
 References: the scores expected are the points the check cells state for the tasks a student
-solved (3 + 4 + 6 + 5 + 4 = 22 for all five; 3 + 4 + 4 = 11 for the partial one).
+solved (tests/submission_notebooks.py: 01_bpe 3 + 4 + 6 + 5 + 4 = 22 for all five, 3 + 4 + 4 = 11
+for the partial submission; 02_linear 12 + 7; 03_attention 8 + 3 + 8; 04_training_loop 6 + 6 + 6).
 """
 
 from __future__ import annotations
@@ -23,11 +24,25 @@ import sys
 from pathlib import Path
 
 import pytest
-from submission_notebooks import ALL, points_of, submission_notebook
+from submission_notebooks import ASSIGNMENTS, points_of, submission_notebook
 
 REPO = Path(__file__).resolve().parent.parent
-PARTLY_SOLVED = {"get_pair_counts", "merge", "decode"}
-EXPECTED = {"correct": 22, "partial": points_of(PARTLY_SOLVED), "empty": 0}
+# The tasks the "partial" student solved: each a set whose checks do not need the unsolved tasks.
+PARTLY_SOLVED = {
+    "01_bpe": {"get_pair_counts", "merge", "decode"},
+    "02_linear": {"Linear"},
+    "03_attention": {"scaled_dot_product_attention", "causal_mask"},
+    "04_training_loop": {"cross_entropy", "get_batch"},
+}
+
+
+def expected_scores(name: str) -> dict[str, int]:
+    assignment = ASSIGNMENTS[name]
+    return {
+        "correct": assignment.max_score,
+        "partial": points_of(PARTLY_SOLVED[name], assignment),
+        "empty": 0,
+    }
 
 
 def run(course: Path, *args: str) -> subprocess.CompletedProcess:
@@ -41,53 +56,52 @@ def run(course: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A course directory after generate, hand-in, autograde, feedback and export."""
+    """A course directory after generate, hand-in, autograde and feedback of every exercise, then export."""
     course = tmp_path_factory.mktemp("course")
     shutil.copy(REPO / "nbgrader_config.py", course)  # its root and sqlite gradebook: this folder
-    shutil.copytree(REPO / "solutions" / "01_bpe", course / "solutions" / "01_bpe")
     nbgrader = [sys.executable, "-m", "nbgrader"]
-    run(course, *nbgrader, "generate_assignment", "01_bpe", "--force")
-    # Each student hands in the notebook just released, with some answers filled in.
-    released = course / "exercises" / "01_bpe" / "bpe.ipynb"
-    for student, answered in [("correct", ALL), ("partial", PARTLY_SOLVED), ("empty", set())]:
-        target = course / "submitted" / student / "01_bpe" / "bpe.ipynb"
-        target.parent.mkdir(parents=True)
-        notebook = submission_notebook(answered, release=released)
-        target.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
-    run(course, *nbgrader, "autograde", "01_bpe", "--force")
-    run(course, *nbgrader, "generate_feedback", "01_bpe", "--force")
+    for name, assignment in ASSIGNMENTS.items():
+        shutil.copytree(REPO / "solutions" / name, course / "solutions" / name)
+        run(course, *nbgrader, "generate_assignment", name, "--force")
+        # Each student hands in the notebook just released, with some answers filled in.
+        released = course / "exercises" / name / assignment.notebook
+        for student, answered in [
+            ("correct", set(assignment.task_points)),
+            ("partial", PARTLY_SOLVED[name]),
+            ("empty", set()),
+        ]:
+            target = course / "submitted" / student / name / assignment.notebook
+            target.parent.mkdir(parents=True)
+            notebook = submission_notebook(answered, release=released, assignment=assignment)
+            target.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
+        run(course, *nbgrader, "autograde", name, "--force")
+        run(course, *nbgrader, "generate_feedback", name, "--force")
     run(course, *nbgrader, "export", "--to", "grades.csv")
     return course
 
 
-def test_export_has_the_expected_score_per_student(course: Path) -> None:
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_export_has_the_expected_score_per_student(course: Path, name: str) -> None:
     with open(course / "grades.csv", newline="", encoding="utf-8") as file:
-        rows = {row["student_id"]: row for row in csv.DictReader(file)}
-    assert {student: float(row["score"]) for student, row in rows.items()} == EXPECTED
-    assert {float(row["max_score"]) for row in rows.values()} == {22}
+        rows = {row["student_id"]: row for row in csv.DictReader(file) if row["assignment"] == name}
+    assert {student: float(row["score"]) for student, row in rows.items()} == expected_scores(name)
+    assert {float(row["max_score"]) for row in rows.values()} == {ASSIGNMENTS[name].max_score}
 
 
-def test_feedback_html_exists_for_every_student(course: Path) -> None:
-    for student in EXPECTED:
-        html = course / "feedback" / student / "01_bpe" / "bpe.html"
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_feedback_html_exists_for_every_student(course: Path, name: str) -> None:
+    assignment = ASSIGNMENTS[name]
+    first_task = next(iter(assignment.task_points))
+    for student in expected_scores(name):
+        html = course / "feedback" / student / name / assignment.notebook.replace(".ipynb", ".html")
         assert html.is_file(), f"no feedback for {student}"
-        assert "get_pair_counts" in html.read_text(encoding="utf-8")
+        assert first_task in html.read_text(encoding="utf-8")
 
 
-def test_batch_grader_agrees_with_nbgrader(course: Path) -> None:
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_batch_grader_agrees_with_nbgrader(course: Path, name: str) -> None:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "course_lib.grading",
-            "grade",
-            "01_bpe",
-            "submitted",
-            "--format",
-            "jsonl",
-            "--jobs",
-            "2",
-        ],
+        [sys.executable, "-m", "course_lib.grading", "grade", name, "submitted", "--format", "jsonl", "--jobs", "2"],
         cwd=course,
         check=False,
         capture_output=True,
@@ -96,4 +110,4 @@ def test_batch_grader_agrees_with_nbgrader(course: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     totals = {line["student"]: line["score"] for line in map(json.loads, done.stdout.splitlines())}
-    assert totals == EXPECTED
+    assert totals == expected_scores(name)
