@@ -4,15 +4,23 @@
 
     pytest tests/test_exercise_01_bpe.py --submission ~/Downloads/bpe.ipynb
 
+The exercise test modules name their EXERCISE and SOLUTION, which the fixtures below read:
+`submission_report` grades --submission for the module's exercise, or the module's solution where
+--submission is another exercise's notebook (as the default is for 02 to 04), so that one
+learner's notebook can be given to the whole suite.
+
 `notebook_with(path, {"merge": source})` writes the solution notebook with answer cells replaced,
 the way a learner's submission with those answers would look.
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from course_lib.grading import SubmissionReport, grade_submission, load_namespace, tasks
+from course_lib.grading.notebook import graded_cells, read_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SUBMISSION = REPO / "solutions" / "01_bpe" / "bpe.ipynb"
@@ -33,6 +41,48 @@ def submission(request: pytest.FixtureRequest) -> Path:
     if not path.is_file():
         raise pytest.UsageError(f"--submission {path}: no such notebook")
     return path
+
+
+def _is_another_exercises_notebook(path: Path, exercise: str) -> bool:
+    """True if `path` is a notebook with answer cells, none of them for one of `exercise`'s tasks.
+    A file that is no notebook, or a notebook without answer cells, is not: grading it says what
+    is wrong with it, where falling back to the solution would hide it."""
+    try:
+        answers = {cell.grade_id for cell in graded_cells(read_notebook(path)) if cell.kind == "answer"}
+    except ValueError:
+        return False
+    return bool(answers) and answers.isdisjoint(tasks(exercise))
+
+
+@pytest.fixture(scope="module")
+def submission_report(request: pytest.FixtureRequest, submission: Path) -> SubmissionReport:
+    """The notebook under test graded for the requesting module's EXERCISE as the batch grader grades
+    it, in a sandboxed process: --submission, unless it is another exercise's notebook, then the
+    module's SOLUTION."""
+    exercise = request.module.EXERCISE
+    notebook = request.module.SOLUTION if _is_another_exercises_notebook(submission, exercise) else submission
+    return grade_submission(exercise, notebook)
+
+
+@pytest.fixture(scope="module")
+def solution_namespace(request: pytest.FixtureRequest) -> dict:
+    """The requesting module's SOLUTION run as grading runs it (setup and answer cells only): what a
+    check cell in the notebook calls. Shared by the module's tests: copy it before changing it."""
+    namespace, problems = load_namespace(request.module.SOLUTION)
+    assert problems == []
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tests on tiny tensors gain nothing from more threads, which only compete with the other
+    processes of a busy machine; a module asks for it with pytest.mark.usefixtures."""
+    import torch  # here, not above: conftest itself needs no torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def write_notebook_with(path: Path, answers: dict[str, str], base: Path = DEFAULT_SUBMISSION) -> Path:

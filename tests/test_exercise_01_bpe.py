@@ -3,101 +3,65 @@ mistakes lose the points of the checks that name them.
 
 References: the visible checks compare with values worked out by hand (in the check definitions
 and the notebook's text); the hidden ones with course_lib.tokenization and tiktoken.
+
+To grade a learner's notebook instead of the solution (conftest.py says how):
+
+    pytest tests/test_exercise_01_bpe.py --submission ~/Downloads/bpe.ipynb
 """
 
-import ast
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import regex
 import tiktoken
+from exercise_testing import REPO, STANDARD_LIBRARY, check_named, check_names, check_points, judged, notebooks
+from exercise_testing import top_level_imports, with_answer
+from exercise_testing import assert_checks_are_well_formed, assert_inputs_and_references_are_plain_data
+from exercise_testing import assert_check_cells_are_worth_their_task_points
+from exercise_testing import assert_only_setup_and_answer_cells_are_graded, assert_graded_without_problems
+from exercise_testing import assert_check_passed, assert_release_scores_zero, assert_fails_naming
 
-from course_lib.grading import check_task, checks_for, extract_source, grade_submission, load_namespace, run_checks
-from course_lib.grading import task_points, tasks
+from course_lib.grading import SubmissionReport, check_task, checks_for, extract_source, grade_submission
+from course_lib.grading import load_namespace, run_checks, task_points
 from course_lib.grading.checks import CheckFailure, collect, format_report, judge, to_plain
 from course_lib.grading.learner_side import call_adapter
 from course_lib.grading.notebook import graded_cells, read_notebook
 from course_lib.tokenization.patterns import GPT4_SPLIT_PATTERN
 
-REPO = Path(__file__).resolve().parent.parent
-SOLUTION = REPO / "solutions" / "01_bpe" / "bpe.ipynb"
-RELEASE = REPO / "exercises" / "01_bpe" / "bpe.ipynb"
+EXERCISE = "01_bpe"
+SOLUTION, RELEASE = notebooks(EXERCISE, "bpe.ipynb")
+TASK_POINTS = {"get_pair_counts": 3, "merge": 4, "train_bpe": 6, "encode": 5, "decode": 4}
+TOTAL = 22
 GRADING = REPO / "course_lib" / "grading"
-CHECKS = checks_for("01_bpe")
-
-
-def check_named(name: str):
-    (check,) = [check for check in CHECKS if check.name == name]
-    return check
-
-
-@pytest.fixture(scope="module")
-def solution_namespace() -> dict:
-    namespace, problems = load_namespace(SOLUTION)
-    assert problems == []
-    return namespace
-
-
-@pytest.fixture(scope="module")
-def submission_report(submission: Path):
-    """The submission graded as the batch grader grades it: in a sandboxed process."""
-    return grade_submission("01_bpe", submission)
+# The modules copied into the sandbox to call the learner's code: file under GRADING -> module.
+LEARNER_SIDE = {
+    "learner_side.py": "course_lib.grading.learner_side",
+    "exercises/bpe_calls.py": "course_lib.grading.exercises.bpe_calls",
+}
 
 
 # ---- the check definitions ------------------------------------------------------------------
 
 
 def test_checks_are_well_formed() -> None:
-    names = [check.name for check in CHECKS]
-    assert len(names) == len(set(names)), "check names must be unique"
-    assert tasks("01_bpe") == ["get_pair_counts", "merge", "train_bpe", "encode", "decode"]
-    for task in tasks("01_bpe"):
-        task_checks = checks_for("01_bpe", task)
-        assert len(task_checks) >= 3, task
-        assert {check.visibility for check in task_checks} == {"visible", "hidden"}, task
+    assert_checks_are_well_formed(EXERCISE, TASK_POINTS)
 
 
 def test_inputs_and_references_are_plain_data() -> None:
-    # The sandbox gets the inputs as JSON and the reference never leaves the grader's process.
-    for check in CHECKS:
-        arguments = check.arguments()
-        assert json.loads(json.dumps(arguments)) == arguments, check.name
-        expected = to_plain(check.reference(**arguments))
-        assert json.loads(json.dumps(expected)) == expected, check.name
+    assert_inputs_and_references_are_plain_data(EXERCISE)
 
 
-@pytest.mark.parametrize("module", ["learner_side.py", "exercises/bpe_calls.py"])
+@pytest.mark.parametrize("module", list(LEARNER_SIDE))
 def test_learner_side_modules_import_only_the_standard_library(module: str) -> None:
     # They are copied into the sandbox, where course_lib (and its dependencies) may not exist.
-    tree = ast.parse((GRADING / module).read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names = [] if node.level else [node.module]
-        else:
-            continue
-        for name in names:
-            assert name.split(".")[0] in sys.stdlib_module_names | {"__future__"}, (module, name)
-    for check in CHECKS:
-        assert check.call.__module__ in {"course_lib.grading.learner_side", "course_lib.grading.exercises.bpe_calls"}
+    assert top_level_imports(GRADING / module) <= STANDARD_LIBRARY, module
+    assert {check.call.__module__ for check in checks_for(EXERCISE)} <= set(LEARNER_SIDE.values())
 
 
 def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
-    # nbgrader takes the value of a check cell as its partial credit; it must not exceed the
-    # cell's points, and a full score must fill them.
-    points = {}
-    for cell in read_notebook(SOLUTION)["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("grade"):
-            source = "".join(cell["source"])
-            task = regex.search(r'check_task\(globals\(\), "01_bpe", "(\w+)"\)', source).group(1)
-            points[task] = meta["points"]
-    assert points == task_points("01_bpe")
-    assert sum(points.values()) == 22
+    assert_check_cells_are_worth_their_task_points(SOLUTION, EXERCISE, TASK_POINTS, TOTAL)
 
 
 def test_notebook_pattern_is_gpt4s() -> None:
@@ -107,21 +71,13 @@ def test_notebook_pattern_is_gpt4s() -> None:
 
 
 def test_extraction_runs_answer_and_setup_cells_only() -> None:
-    cells = graded_cells(read_notebook(SOLUTION))
-    assert [(cell.kind, cell.grade_id) for cell in cells] == [
-        ("setup", "setup"),
-        ("answer", "get_pair_counts"),
-        ("answer", "merge"),
-        ("answer", "train_bpe"),
-        ("answer", "encode"),
-        ("answer", "decode"),
-    ]
+    assert_only_setup_and_answer_cells_are_graded(SOLUTION, TASK_POINTS)
     namespace, _ = load_namespace(SOLUTION)
     assert "shakespeare" not in namespace  # the closing demo cell did not run
     assert "check_task" not in namespace  # nor did the check cells
     # The same code as one file, for a grader that runs it elsewhere.
     source = extract_source(SOLUTION)
-    assert source.count("\n# ---- ") + source.startswith("# ---- ") == len(cells)
+    assert source.count("\n# ---- ") + source.startswith("# ---- ") == len(graded_cells(read_notebook(SOLUTION)))
     assert "load_text" not in source and "check_task" not in source
     compile(source, "submission.py", "exec")
 
@@ -129,16 +85,13 @@ def test_extraction_runs_answer_and_setup_cells_only() -> None:
 # ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
 
 
-def test_submission_runs_without_problems(submission_report) -> None:
-    assert submission_report.problems == []
-    assert [result.name for result in submission_report.results] == [check.name for check in CHECKS]
+def test_submission_runs_without_problems(submission_report: SubmissionReport) -> None:
+    assert_graded_without_problems(submission_report, EXERCISE)
 
 
-@pytest.mark.parametrize("name", [check.name for check in CHECKS])
-def test_submission_passes(submission_report, name: str) -> None:
-    (result,) = [result for result in submission_report.results if result.name == name]
-    assert result.passed, result.message
-    assert result.score == result.points
+@pytest.mark.parametrize("name", check_names(EXERCISE))
+def test_submission_passes(submission_report: SubmissionReport, name: str) -> None:
+    assert_check_passed(submission_report, name)
 
 
 def test_solution_checks_are_fast(solution_namespace: dict) -> None:
@@ -146,8 +99,8 @@ def test_solution_checks_are_fast(solution_namespace: dict) -> None:
     # once its inputs are cached, takes about 0.1 s on a quiet 2-core machine. The bound is a
     # fifth of the grader's per-check time limit (10 s), so that a correct but slow learner keeps
     # full marks with room to spare, and a loaded machine does not make this test flaky.
-    run_checks(solution_namespace, "01_bpe")  # warm the caches (cl100k, Tiny Shakespeare)
-    for check in CHECKS:
+    run_checks(solution_namespace, EXERCISE)  # warm the caches (cl100k, Tiny Shakespeare)
+    for check in checks_for(EXERCISE):
         arguments = check.arguments()
         start = time.perf_counter()
         outcome = call_adapter(check.call, solution_namespace, arguments)
@@ -159,15 +112,7 @@ def test_solution_checks_are_fast(solution_namespace: dict) -> None:
 
 
 def test_release_scores_zero_in_the_notebook_and_in_the_sandbox() -> None:
-    namespace, problems = load_namespace(RELEASE)
-    assert problems == []  # the stubs define the functions; calling them raises
-    report = grade_submission("01_bpe", RELEASE)
-    assert report.problems == [] and report.score == 0 and report.max_score == 22
-    for results in (run_checks(namespace, "01_bpe"), report.results):
-        assert len(results) == len(CHECKS)
-        for result in results:
-            assert not result.passed and result.score == 0, result.name
-            assert "raised NotImplementedError" in result.message, result.message
+    assert_release_scores_zero(EXERCISE, RELEASE, grade_submission(EXERCISE, RELEASE), TOTAL)
 
 
 # ---- typical mistakes, each a submission graded in the sandbox ---------------------------------
@@ -301,7 +246,7 @@ def train_bpe(text, vocab_size):
         new_ids.append(new_id)
     return new_ids
 """,
-        {check.name for check in checks_for("01_bpe", "train_bpe")},
+        {check.name for check in checks_for(EXERCISE, "train_bpe")},
     ),
     "encode applying the leftmost mergeable pair first": (
         """
@@ -346,50 +291,44 @@ def test_mistake_loses_points_of_the_checks_it_breaks(notebook_with, mistake: st
     source, must_fail = WRONG[mistake]
     # A merge that misses a pair makes the solution's encode loop forever: a short time limit
     # keeps the test quick (a correct check takes well under 0.5 s, see above).
-    report = grade_submission("01_bpe", notebook_with({_task_of(source): source}), timeout=1)
+    report = grade_submission(EXERCISE, notebook_with({_task_of(source): source}), timeout=1)
     assert report.problems == []
-    failed = {result.name for result in report.results if not result.passed}
-    assert must_fail <= failed, f"{mistake}: failed only {failed}"
-    assert report.score <= 22 - sum(c.points for c in CHECKS if c.name in must_fail)
-    report_text = format_report(report.results, "01_bpe")
-    for name in must_fail:
-        assert f"FAIL {name}" in report_text or f"FAIL [hidden] {name}" in report_text
+    assert_fails_naming(report.results, must_fail, EXERCISE, mistake)
+    assert report.score <= TOTAL - check_points(EXERCISE, must_fail)
 
 
 def test_decode_mistake_message_says_what_happened(solution_namespace: dict) -> None:
-    namespace = dict(solution_namespace)
-    exec(WRONG["decode without errors='replace'"][0], namespace)
-    check = check_named("decode replaces invalid UTF-8 with U+FFFD")
-    result = judge(check, collect(check, namespace))
+    namespace = with_answer(solution_namespace, WRONG["decode without errors='replace'"][0])
+    result = judged(EXERCISE, "decode replaces invalid UTF-8 with U+FFFD", namespace)
     assert result.message.startswith("Called decode([128], [])")
     assert "raised UnicodeDecodeError" in result.message
 
 
 def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict) -> None:
-    namespace = dict(solution_namespace)
-    exec(WRONG["train_bpe counting across chunks"][0], namespace)
-    check = check_named("train_bpe on a slice of Tiny Shakespeare")
+    namespace = with_answer(solution_namespace, WRONG["train_bpe counting across chunks"][0])
+    check = check_named(EXERCISE, "train_bpe on a slice of Tiny Shakespeare")
     result = judge(check, collect(check, namespace))
     expected = to_plain(check.reference(**check.arguments()))
     assert not result.passed
     assert result.message == (
         "Called train_bpe(<3,000 characters of Tiny Shakespeare>, 296): the result differs from the reference."
     )
-    assert repr(expected[:3])[1:-1] not in format_report([result], "01_bpe")
+    assert repr(expected[:3])[1:-1] not in format_report([result], EXERCISE)
 
 
 def test_visible_failure_shows_expected_and_got_as_python_prints_them(solution_namespace: dict) -> None:
-    namespace = dict(solution_namespace)
-    exec(WRONG["merge scanning from the right"][0], namespace)
-    exec("def get_pair_counts(ids):\n    return {p: 1 for p in zip(ids, ids[1:])}\n", namespace)
-    merge_check = check_named("merge scans runs of the same id from left to right")
-    counts_check = check_named("get_pair_counts counts overlapping repeats and handles short lists")
-    assert judge(merge_check, collect(merge_check, namespace)).message == (
+    namespace = with_answer(
+        solution_namespace,
+        WRONG["merge scanning from the right"][0],
+        "def get_pair_counts(ids):\n    return {p: 1 for p in zip(ids, ids[1:])}\n",
+    )
+    assert judged(EXERCISE, "merge scans runs of the same id from left to right", namespace).message == (
         "Called merge([1, 1, 1], (1, 1), 256), merge([1, 1, 1, 1], (1, 1), 256):\n"
         "  expected [256, 1], [256, 256]\n"
         "  got      [1, 256], [256, 256]"
     )
-    assert judge(counts_check, collect(counts_check, namespace)).message == (
+    counts_check = "get_pair_counts counts overlapping repeats and handles short lists"
+    assert judged(EXERCISE, counts_check, namespace).message == (
         "Called get_pair_counts([5, 5, 5, 5]), get_pair_counts([]), get_pair_counts([7]):\n"
         "  expected {(5, 5): 3}, {}, {}\n"
         "  got      {(5, 5): 1}, {}, {}"
@@ -399,7 +338,7 @@ def test_visible_failure_shows_expected_and_got_as_python_prints_them(solution_n
 def test_long_visible_lists_point_at_the_first_difference() -> None:
     namespace: dict = {}
     exec("def encode(text, merges):\n    return list(text.encode('utf-16-le'))\n", namespace)
-    result = run_checks(namespace, "01_bpe", "encode")[0]
+    result = run_checks(namespace, EXERCISE, "encode")[0]
     assert result.message.endswith("\n  first difference at index 1: expected 195, got 0"), result.message
 
 
@@ -425,14 +364,14 @@ class _EqualsEverything(list):
 def test_broken_merge_gets_a_clear_message(body: str, message: str) -> None:
     namespace: dict = {}
     exec(f"import sys\ndef merge(ids, pair, new_id):\n    {body}\n", namespace)
-    results = run_checks(namespace, "01_bpe", "merge")
+    results = run_checks(namespace, EXERCISE, "merge")
     assert all(result.score == 0 for result in results)
     assert message in results[0].message
 
 
 def test_a_lying_return_value_does_not_pass() -> None:
     # A list subclass whose == always says True must not cross: only exact plain types do.
-    check = checks_for("01_bpe", "merge")[0]
+    check = checks_for(EXERCISE, "merge")[0]
     outcome = collect(check, {"merge": lambda ids, pair, new_id: _EqualsEverything([0])})
     assert outcome.value == [[0]] and type(outcome.value[0]) is list
     assert not judge(check, outcome).passed
@@ -441,22 +380,21 @@ def test_a_lying_return_value_does_not_pass() -> None:
 
 
 def test_missing_function_and_interrupt() -> None:
-    results = run_checks({}, "01_bpe", "encode")
+    results = run_checks({}, EXERCISE, "encode")
     assert "no function named `encode` is defined" in results[0].message
     namespace: dict = {}
     exec("def decode(ids, merges):\n    raise KeyboardInterrupt\n", namespace)
-    first, *rest = run_checks(namespace, "01_bpe", "decode")
+    first, *rest = run_checks(namespace, EXERCISE, "decode")
     assert "was interrupted" in first.message
     assert all(r.message.startswith("Not run: an earlier check") for r in rest)
 
 
 def test_check_task_prints_a_report_and_returns_the_score(solution_namespace: dict, capsys) -> None:
-    namespace = dict(solution_namespace)
-    exec(WRONG["train_bpe counting across chunks"][0], namespace)
-    score = check_task(namespace, "01_bpe", "train_bpe")
+    namespace = with_answer(solution_namespace, WRONG["train_bpe counting across chunks"][0])
+    score = check_task(namespace, EXERCISE, "train_bpe")
     printed = capsys.readouterr()
     assert printed.err == ""  # nbgrader scores a cell that writes to stderr as 0
-    assert type(score) is float and 0 < score < task_points("01_bpe")["train_bpe"]
+    assert type(score) is float and 0 < score < task_points(EXERCISE)["train_bpe"]
     assert printed.out.startswith(f"01_bpe · train_bpe: {score:g} / 6 points\n")
     tie_check = "train_bpe learns merges in order and breaks ties by the smallest pair"
     assert f"  PASS {tie_check} (1/1)\n" in printed.out
@@ -479,7 +417,7 @@ def test_broken_answer_cells_are_reported_and_the_rest_still_runs(tmp_path: Path
         "answer cell 'decode' (cell 26) raised SystemExit: stop (line 2)",
     ]
     assert "merge" not in namespace and "encode" in namespace
-    outcome = collect(checks_for("01_bpe", "merge")[0], namespace)
+    outcome = collect(checks_for(EXERCISE, "merge")[0], namespace)
     assert outcome.error.startswith("no function named `merge` is defined")
 
 
@@ -493,7 +431,7 @@ def test_a_check_that_cannot_prepare_its_input_says_so(solution_namespace: dict,
         raise DatasetUnavailableError("no network")
 
     monkeypatch.setattr(bpe, "load_text", offline)
-    results = run_checks(solution_namespace, "01_bpe", "train_bpe")
+    results = run_checks(solution_namespace, EXERCISE, "train_bpe")
     (result,) = [r for r in results if not r.passed]
     assert result.name == "train_bpe on a slice of Tiny Shakespeare"
     expected = (
@@ -501,7 +439,7 @@ def test_a_check_that_cannot_prepare_its_input_says_so(solution_namespace: dict,
         "(not a problem with your code)."
     )
     assert result.message == expected
-    assert f"  FAIL [hidden] {result.name} (0/2)\n      {expected}" in format_report(results, "01_bpe")
+    assert f"  FAIL [hidden] {result.name} (0/2)\n      {expected}" in format_report(results, EXERCISE)
 
 
 def test_check_cells_write_nothing_to_stderr(capsys) -> None:
@@ -521,7 +459,7 @@ def test_check_cells_write_nothing_to_stderr(capsys) -> None:
     handler = logging.StreamHandler()  # writes to sys.stderr as it is now: pytest's capture
     logging.getLogger("learner").addHandler(handler)
     try:
-        check_task(namespace, "01_bpe", "merge")
+        check_task(namespace, EXERCISE, "merge")
     finally:
         logging.getLogger("learner").removeHandler(handler)
     assert capsys.readouterr().err == ""

@@ -7,66 +7,68 @@ example worked by hand (below), and PyTorch's documented initialisation, Uniform
 k = 1/sqrt(in_features), which torch.nn.Linear's own parameters must pass too.
 """
 
-import ast
 import doctest
-import json
 import math
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import regex
 import torch
 from torch import nn
+from conftest import write_notebook_with
+from exercise_testing import STANDARD_LIBRARY, check_named, check_points, judged, notebooks, top_level_imports
+from exercise_testing import with_answer
+from exercise_testing import assert_checks_are_well_formed, assert_inputs_and_references_are_plain_data
+from exercise_testing import assert_check_cells_are_worth_their_task_points
+from exercise_testing import assert_only_setup_and_answer_cells_are_graded, assert_full_marks_in_the_notebook
+from exercise_testing import assert_release_scores_zero, assert_fails_naming
 
-from course_lib.grading import check_task, checks_for, grade_submission, load_namespace, run_checks
-from course_lib.grading import task_points, tasks
-from course_lib.grading.checks import NOT_ALLOWED, collect, format_report, judge, to_plain
+from course_lib.grading import SubmissionReport, check_task, checks_for, grade_submission, run_checks
+from course_lib.grading.checks import NOT_ALLOWED, collect, format_report, judge
 from course_lib.grading.exercises import linear_calls
 from course_lib.grading.exercises.linear_calls import call_linear_init
-from course_lib.grading.notebook import graded_cells, read_notebook
-from conftest import write_notebook_with
+from course_lib.grading.notebook import read_notebook
 
-REPO = Path(__file__).resolve().parent.parent
-SOLUTION = REPO / "solutions" / "02_linear" / "linear.ipynb"
-RELEASE = REPO / "exercises" / "02_linear" / "linear.ipynb"
-GRADING = REPO / "course_lib" / "grading"
-CHECKS = checks_for("02_linear")
-POINTS = {"Linear": 12, "linear_backward": 7}
-
-
-def check_named(name: str):
-    (check,) = [check for check in CHECKS if check.name == name]
-    return check
+EXERCISE = "02_linear"
+SOLUTION, RELEASE = notebooks(EXERCISE, "linear.ipynb")
+TASK_POINTS = {"Linear": 12, "linear_backward": 7}
+TOTAL = 19
 
 
 def values(plain: dict) -> list:
     return plain["values"]
 
 
-@pytest.fixture(scope="module")
-def solution_namespace() -> dict:
-    namespace, problems = load_namespace(SOLUTION)
-    assert problems == []
-    return namespace
+# ---- answers: a Linear is built from an __init__ body and a forward ------------------------------
+
+LINEAR_PREFIX = '''
+class Linear(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+'''
+UNIFORM_INIT = '''
+        k = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
+'''
+CORRECT_FORWARD = '''
+    def forward(self, x):
+        y = x @ self.weight.T
+        return y + self.bias if self.bias is not None else y
+'''
+
+
+def linear_with(init: str = UNIFORM_INIT, forward: str = CORRECT_FORWARD) -> str:
+    """A Linear whose __init__ body is `init` (8 spaces in) and whose forward is `forward`."""
+    return LINEAR_PREFIX + init + forward
 
 
 # ---- submissions graded in the sandbox: all at once, two at a time (each child imports torch) --
 
-LINEAR_WITH_F_LINEAR = '''
-import torch.nn.functional as F
-
-class Linear(nn.Module):
-    def __init__(self, in_features, out_features, bias=True):
-        super().__init__()
-        k = 1 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
-        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
-
+LINEAR_WITH_F_LINEAR = "import torch.nn.functional as F\n" + linear_with(forward='''
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
-'''
+''')
 BACKWARD_WITH_AUTOGRAD = '''
 def linear_backward(x, weight, grad_output):
     x = x.clone().requires_grad_()
@@ -76,18 +78,7 @@ def linear_backward(x, weight, grad_output):
     return x.grad, weight.grad, bias.grad
 '''
 # Two mistakes in one notebook, one per task (the tasks are graded independently).
-MISSING_TRANSPOSE = '''
-class Linear(nn.Module):
-    def __init__(self, in_features, out_features, bias=True):
-        super().__init__()
-        k = 1 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
-        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
-
-    def forward(self, x):
-        y = x @ self.weight
-        return y + self.bias if self.bias is not None else y
-'''
+MISSING_TRANSPOSE = linear_with(forward=CORRECT_FORWARD.replace("x @ self.weight.T", "x @ self.weight"))
 GRAD_WEIGHT_NOT_SUMMED = '''
 def linear_backward(x, weight, grad_output):
     grad_x = grad_output @ weight
@@ -109,8 +100,8 @@ SANDBOXED = {
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    folder = tmp_path_factory.mktemp("02_linear")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SubmissionReport]:
+    folder = tmp_path_factory.mktemp(EXERCISE)
     paths = {}
     for index, (name, answers) in enumerate(SANDBOXED.items()):
         if answers is None:
@@ -120,51 +111,37 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict:
         else:
             paths[name] = write_notebook_with(folder / f"submission{index}.ipynb", answers, SOLUTION)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        graded = pool.map(lambda path: grade_submission("02_linear", path), paths.values())
+        graded = pool.map(lambda path: grade_submission(EXERCISE, path), paths.values())
         return dict(zip(paths, graded))
 
 
-def scores_by_task(report) -> dict[str, float]:
-    scores = {task: 0.0 for task in POINTS}
+def scores_by_task(report: SubmissionReport) -> dict[str, float]:
+    scores = {task: 0.0 for task in TASK_POINTS}
     for result in report.results:
         scores[result.task] += result.score
     return scores
+
+
+def assert_not_allowed(report: SubmissionReport, task: str, says: str) -> None:
+    """Every check of `task` scored 0 because the answer used what the task asks the learner to
+    write, with a message that says what it used."""
+    for result in report.results:
+        if result.task == task:
+            assert result.message.startswith(NOT_ALLOWED), result.message
+            assert says in result.message, result.message
 
 
 # ---- the check definitions ------------------------------------------------------------------
 
 
 def test_checks_are_well_formed() -> None:
-    names = [check.name for check in CHECKS]
-    assert len(names) == len(set(names)), "check names must be unique"
-    assert tasks("02_linear") == ["Linear", "linear_backward"]
-    assert task_points("02_linear") == POINTS
-    for task in tasks("02_linear"):
-        assert {check.visibility for check in checks_for("02_linear", task)} == {"visible", "hidden"}, task
-
-
-def test_inputs_and_references_are_plain_data() -> None:
-    # The sandbox gets the inputs as JSON and the reference never leaves the grader's process.
-    for check in CHECKS:
-        arguments = check.arguments()
-        assert json.loads(json.dumps(arguments)) == arguments, check.name
-        expected = to_plain(check.reference(**arguments))
-        assert json.loads(json.dumps(expected)) == expected, check.name
+    assert_checks_are_well_formed(EXERCISE, TASK_POINTS)
 
 
 def test_calls_module_imports_only_the_standard_library_and_torch() -> None:
     # It is copied into the sandbox, where course_lib does not exist.
-    tree = ast.parse((GRADING / "exercises" / "linear_calls.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names = [] if node.level else [node.module]
-        else:
-            continue
-        for name in names:
-            assert name.split(".")[0] in sys.stdlib_module_names | {"__future__", "torch"}, name
-    assert {check.call.__module__ for check in CHECKS} == {"course_lib.grading.exercises.linear_calls"}
+    assert top_level_imports(Path(linear_calls.__file__)) <= STANDARD_LIBRARY | {"torch"}
+    assert {check.call.__module__ for check in checks_for(EXERCISE)} == {linear_calls.__name__}
 
 
 def test_docstring_examples_hold() -> None:
@@ -172,21 +149,16 @@ def test_docstring_examples_hold() -> None:
     assert result.attempted > 0 and result.failed == 0
 
 
+def test_inputs_and_references_are_plain_data() -> None:
+    assert_inputs_and_references_are_plain_data(EXERCISE)
+
+
 def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
-    points = {}
-    for cell in read_notebook(SOLUTION)["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("grade"):
-            task = regex.search(r'check_task\(globals\(\), "02_linear", "(\w+)"\)', "".join(cell["source"])).group(1)
-            points[task] = meta["points"]
-    assert points == POINTS
+    assert_check_cells_are_worth_their_task_points(SOLUTION, EXERCISE, TASK_POINTS, TOTAL)
 
 
 def test_graded_cells_are_the_setup_and_the_two_answers() -> None:
-    cells = graded_cells(read_notebook(SOLUTION))
-    assert [(cell.kind, cell.grade_id) for cell in cells] == [
-        ("setup", "setup"), ("answer", "Linear"), ("answer", "linear_backward"),
-    ]
+    assert_only_setup_and_answer_cells_are_graded(SOLUTION, TASK_POINTS)
 
 
 # ---- the references agree with the chapter's example worked by hand ---------------------------
@@ -196,12 +168,12 @@ def test_forward_references_are_the_chapters_numbers() -> None:
     # Section 2.2: 0.4*0.5 - 0.2*1 + 0.6*0.5 + 0.1*2 + 0.1 = 0.6; second row -0.1+0.3+0.2-0.2+0.2 = 0.4.
     # Batch rows 2 and 3: 0.4 - 0.6 + 0.05 + 0.1 = -0.05, -0.2 - 0.4 - 0.05 + 0.2 = -0.45;
     # 0.8 - 0.4 + 0.1 = 0.5, -0.4 + 0.6 + 0.2 = 0.4. Without bias: 0.6 - 0.1, 0.4 - 0.2.
-    chapter = check_named("Linear computes the chapter's example: one input, then a batch of three")
+    chapter = check_named(EXERCISE, "Linear computes the chapter's example: one input, then a batch of three")
     one, two, batch = chapter.reference(**chapter.arguments())
     torch.testing.assert_close(torch.tensor(values(one)), torch.tensor([0.6]))
     torch.testing.assert_close(torch.tensor(values(two)), torch.tensor([0.6, 0.4]))
     torch.testing.assert_close(torch.tensor(values(batch)), torch.tensor([[0.6, 0.4], [-0.05, -0.45], [0.5, 0.4]]))
-    no_bias = check_named("Linear without bias computes x Wᵀ")
+    no_bias = check_named(EXERCISE, "Linear without bias computes x Wᵀ")
     single, rows = no_bias.reference(**no_bias.arguments())
     torch.testing.assert_close(torch.tensor(values(single)), torch.tensor([0.5, 0.2]))
     torch.testing.assert_close(torch.tensor(values(rows)), torch.tensor([[0.5, 0.2], [-0.15, -0.65], [0.4, 0.2]]))
@@ -229,26 +201,26 @@ def test_backward_references_are_the_hand_computed_gradients() -> None:
         ],
     }
     for name, cases in expected.items():
-        check = check_named(name)
+        check = check_named(EXERCISE, name)
         for got, want in zip(check.reference(**check.arguments()), cases, strict=True):
             for gradient, hand in zip(got, want, strict=True):
                 torch.testing.assert_close(torch.tensor(values(gradient)), torch.tensor(hand))
 
 
 def test_parameter_reference_is_what_torch_registers() -> None:
-    check = check_named("Linear registers weight (out, in) and bias (out,) as trainable parameters")
+    check = check_named(EXERCISE, "Linear registers weight (out, in) and bias (out,) as trainable parameters")
     assert check.reference(**check.arguments()) == {
         "parameters": [["bias", [2], "float32", True], ["weight", [2, 4], "float32", True]],
         "bias": "Parameter",
     }
-    no_bias = check_named("Linear with bias=False has a weight and no bias")
+    no_bias = check_named(EXERCISE, "Linear with bias=False has a weight and no bias")
     assert no_bias.reference(**no_bias.arguments()) == {
         "parameters": [["weight", [2, 4], "float32", True]],
         "bias": "None",
     }
 
 
-INIT_CHECKS = [check for check in CHECKS if check.call is call_linear_init]
+INIT_CHECKS = [check for check in checks_for(EXERCISE) if check.call is call_linear_init]
 
 
 class KaimingBiasFirst(nn.Module):
@@ -280,24 +252,19 @@ def test_solution_passes_every_check_in_the_sandbox(reports: dict) -> None:
     assert report.problems == []
     failed = [result.message for result in report.results if not result.passed]
     assert failed == []
-    assert report.score == report.max_score == 19
+    assert report.score == report.max_score == TOTAL
 
 
-def test_solution_passes_every_check_in_the_notebook(solution_namespace: dict, capsys) -> None:
-    for task, points in POINTS.items():
-        assert check_task(solution_namespace, "02_linear", task) == points
-    printed = capsys.readouterr()
-    assert printed.err == ""  # nbgrader scores a cell that writes to stderr as 0
-    assert "02_linear · Linear: 12 / 12 points" in printed.out
-    assert "02_linear · linear_backward: 7 / 7 points" in printed.out
+def test_solution_passes_every_check_in_the_notebook(solution_namespace: dict, capsys: pytest.CaptureFixture) -> None:
+    assert_full_marks_in_the_notebook(solution_namespace, EXERCISE, TASK_POINTS, capsys)
 
 
 def test_check_cells_leave_the_learners_random_numbers_alone(solution_namespace: dict, capsys) -> None:
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    for task in POINTS:
-        check_task(solution_namespace, "02_linear", task)
+    for task in TASK_POINTS:
+        check_task(solution_namespace, EXERCISE, task)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -322,15 +289,7 @@ def test_notebook_demo_cells_run(solution_namespace: dict) -> None:
 
 
 def test_release_scores_zero_in_the_notebook_and_in_the_sandbox(reports: dict) -> None:
-    namespace, problems = load_namespace(RELEASE)
-    assert problems == []  # the stubs define Linear and linear_backward; calling them raises
-    report = reports["release"]
-    assert report.problems == [] and report.score == 0 and report.max_score == 19
-    for results in (run_checks(namespace, "02_linear"), report.results):
-        assert len(results) == len(CHECKS)
-        for result in results:
-            assert not result.passed and result.score == 0, result.name
-            assert "raised NotImplementedError" in result.message, result.message
+    assert_release_scores_zero(EXERCISE, RELEASE, reports["release"], TOTAL)
 
 
 # ---- torch's own linear layer and autograd cost their task --------------------------------------
@@ -339,21 +298,17 @@ def test_release_scores_zero_in_the_notebook_and_in_the_sandbox(reports: dict) -
 def test_f_linear_in_linear_scores_zero_for_linear(reports: dict) -> None:
     report = reports["F.linear in Linear"]
     assert scores_by_task(report) == {"Linear": 0, "linear_backward": 7}
-    for result in report.results:
-        if result.task == "Linear":
-            assert result.message.startswith(NOT_ALLOWED), result.message
-            assert "uses torch.nn.functional.linear" in result.message
+    assert_not_allowed(report, "Linear", "uses torch.nn.functional.linear")
 
 
 def test_backward_in_linear_backward_scores_zero_for_it(reports: dict) -> None:
     # .backward() on a tensor cannot be seen in the text; the sandbox's tripwire sees the call.
     report = reports[".backward() in linear_backward"]
     assert scores_by_task(report) == {"Linear": 12, "linear_backward": 0}
+    assert_not_allowed(report, "linear_backward", "called torch.Tensor.backward")
     for result in report.results:
         if result.task == "linear_backward":
-            assert result.message.startswith(NOT_ALLOWED), result.message
-            assert "called torch.Tensor.backward" in result.message
-            assert "which linear_backward must not use" in format_report([result], "02_linear")
+            assert "which linear_backward must not use" in format_report([result], EXERCISE)
 
 
 @pytest.mark.parametrize(
@@ -368,31 +323,12 @@ def test_backward_in_linear_backward_scores_zero_for_it(reports: dict) -> None:
     ids=["subclass-of-nn.Linear", "torch.autograd.grad"],
 )
 def test_forbidden_calls_cost_their_task_in_the_notebook_too(solution_namespace: dict, task, source, forbidden) -> None:
-    namespace = dict(solution_namespace)
-    exec(source, namespace)  # noqa: S102
-    results = run_checks(namespace, "02_linear", task)
+    results = run_checks(with_answer(solution_namespace, source), EXERCISE, task)
     assert all(result.score == 0 for result in results)
     assert f"called {forbidden}" in results[0].message
 
 
 # ---- typical mistakes lose the points of the checks that catch them ----------------------------
-
-LINEAR_PREFIX = '''
-class Linear(nn.Module):
-    def __init__(self, in_features, out_features, bias=True):
-        super().__init__()
-'''
-CORRECT_FORWARD = '''
-    def forward(self, x):
-        y = x @ self.weight.T
-        return y + self.bias if self.bias is not None else y
-'''
-
-
-def linear_with_init(body: str, forward: str = CORRECT_FORWARD) -> str:
-    """A Linear whose __init__ body is `body` (8 spaces in) and whose forward is `forward`."""
-    return LINEAR_PREFIX + body + forward
-
 
 WRONG = {
     "x @ W instead of x @ W.T": (
@@ -402,30 +338,21 @@ WRONG = {
          "gradients through Linear match torch.nn.Linear's"},
     ),
     "bias created even with bias=False": (
-        linear_with_init('''
-        k = 1 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
-        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k))
-'''),
+        linear_with(UNIFORM_INIT.replace(" if bias else None", "")),
         {"Linear with bias=False has a weight and no bias", "Linear without bias computes x Wᵀ",
          "Linear without bias matches torch.nn.Linear(bias=False) on a batch of sequences"},
     ),
     "weight of shape (in_features, out_features)": (
-        linear_with_init('''
-        k = 1 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-k, k))
-        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
-''', forward='''
-    def forward(self, x):
-        y = x @ self.weight
-        return y + self.bias if self.bias is not None else y
-'''),
+        linear_with(
+            UNIFORM_INIT.replace("empty(out_features, in_features)", "empty(in_features, out_features)"),
+            CORRECT_FORWARD.replace("x @ self.weight.T", "x @ self.weight"),
+        ),
         {"Linear registers weight (out, in) and bias (out,) as trainable parameters",
          "Linear computes the chapter's example: one input, then a batch of three",
          "Linear matches torch.nn.Linear on inputs of rank 1, 2, 3 and 4"},
     ),
     "initialised with randn": (
-        linear_with_init('''
+        linear_with('''
         self.weight = nn.Parameter(torch.randn(out_features, in_features))
         self.bias = nn.Parameter(torch.randn(out_features)) if bias else None
 '''),
@@ -433,32 +360,20 @@ WRONG = {
          "Linear's initialisation depends on in_features, not out_features"},
     ),
     "init bound 1/in_features instead of 1/sqrt(in_features)": (
-        linear_with_init('''
-        k = 1 / in_features
-        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
-        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
-'''),
+        linear_with(UNIFORM_INIT.replace("k = 1 / math.sqrt(in_features)", "k = 1 / in_features")),
         {"Linear initialises weight and bias from Uniform(-1/sqrt(in_features), 1/sqrt(in_features))",
          "Linear's initialisation depends on in_features, not out_features"},
     ),
     "init bound 1/sqrt(out_features)": (
-        linear_with_init('''
-        k = 1 / math.sqrt(out_features)
-        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
-        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
-'''),
+        linear_with(UNIFORM_INIT.replace("math.sqrt(in_features)", "math.sqrt(out_features)")),
         {"Linear's initialisation depends on in_features, not out_features"},
     ),
     "bias initialised to zero": (
-        linear_with_init('''
-        k = 1 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
-        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
-'''),
+        linear_with(UNIFORM_INIT.replace("torch.empty(out_features).uniform_(-k, k)", "torch.zeros(out_features)")),
         {"Linear initialises weight and bias from Uniform(-1/sqrt(in_features), 1/sqrt(in_features))"},
     ),
     "plain tensors instead of nn.Parameter": (
-        linear_with_init('''
+        linear_with('''
         k = 1 / math.sqrt(in_features)
         self.weight = torch.empty(out_features, in_features).uniform_(-k, k)
         self.bias = torch.empty(out_features).uniform_(-k, k) if bias else None
@@ -467,15 +382,7 @@ WRONG = {
          "gradients through Linear match torch.nn.Linear's"},
     ),
     "forward only for 2-D inputs": (
-        linear_with_init('''
-        k = 1 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))
-        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None
-''', forward='''
-    def forward(self, x):
-        y = torch.mm(x, self.weight.t())
-        return y + self.bias if self.bias is not None else y
-'''),
+        linear_with(forward=CORRECT_FORWARD.replace("x @ self.weight.T", "torch.mm(x, self.weight.t())")),
         {"Linear computes the chapter's example: one input, then a batch of three",
          "Linear matches torch.nn.Linear on inputs of rank 1, 2, 3 and 4",
          "Linear without bias matches torch.nn.Linear(bias=False) on a batch of sequences",
@@ -512,37 +419,25 @@ def linear_backward(x, weight, grad_output):
 @pytest.mark.parametrize("mistake", list(WRONG))
 def test_mistake_loses_points_of_the_checks_it_breaks(solution_namespace: dict, mistake: str) -> None:
     source, must_fail = WRONG[mistake]
-    namespace = dict(solution_namespace)
-    exec(source, namespace)  # noqa: S102 - the mistake replaces the solution's definition
     task = "Linear" if "class Linear" in source else "linear_backward"
-    results = run_checks(namespace, "02_linear", task)
-    failed = {result.name for result in results if not result.passed}
-    assert must_fail <= failed, f"{mistake}: failed only {failed}"
-    assert sum(result.score for result in results) <= POINTS[task] - sum(
-        check.points for check in CHECKS if check.name in must_fail
-    )
-    report_text = format_report(results, "02_linear")
-    for name in must_fail:
-        assert f"FAIL {name}" in report_text or f"FAIL [hidden] {name}" in report_text
+    # The mistake replaces the solution's definition.
+    results = run_checks(with_answer(solution_namespace, source), EXERCISE, task)
+    assert_fails_naming(results, must_fail, EXERCISE, mistake)
+    assert sum(result.score for result in results) <= TASK_POINTS[task] - check_points(EXERCISE, must_fail)
 
 
 def test_mistakes_lose_the_same_points_in_the_sandbox(reports: dict, solution_namespace: dict) -> None:
     report = reports["two mistakes"]
     assert report.problems == []
-    failed = {result.name for result in report.results if not result.passed}
     must_fail = WRONG["x @ W instead of x @ W.T"][1] | WRONG["grad_weight not summed over the leading dimensions"][1]
-    assert must_fail <= failed
-    namespace = dict(solution_namespace)
-    exec(MISSING_TRANSPOSE + GRAD_WEIGHT_NOT_SUMMED, namespace)  # noqa: S102
-    in_process = run_checks(namespace, "02_linear")
+    assert_fails_naming(report.results, must_fail, EXERCISE, "two mistakes")
+    in_process = run_checks(with_answer(solution_namespace, MISSING_TRANSPOSE, GRAD_WEIGHT_NOT_SUMMED), EXERCISE)
     assert [r.passed for r in report.results] == [r.passed for r in in_process]
 
 
 def test_visible_failure_shows_expected_and_got_as_torch_prints_them(solution_namespace: dict) -> None:
-    namespace = dict(solution_namespace)
-    exec(WRONG["bias created even with bias=False"][0], namespace)  # noqa: S102
-    check = check_named("Linear without bias computes x Wᵀ")
-    message = judge(check, collect(check, namespace)).message
+    namespace = with_answer(solution_namespace, WRONG["bias created even with bias=False"][0])
+    message = judged(EXERCISE, "Linear without bias computes x Wᵀ", namespace).message
     assert message.startswith("Called Linear(4, 2, bias=False) with weight")
     expected = "tensor([0.5000, 0.2000]); tensor([[ 0.5000, 0.2000], [-0.1500, -0.6500], [ 0.4000, 0.2000]])"
     assert f"\n  expected {expected}\n" in message
@@ -550,8 +445,7 @@ def test_visible_failure_shows_expected_and_got_as_torch_prints_them(solution_na
 
 
 def test_visible_init_failure_says_what_came_back(solution_namespace: dict) -> None:
-    namespace = dict(solution_namespace)
-    exec(WRONG["initialised with randn"][0], namespace)  # noqa: S102
+    namespace = with_answer(solution_namespace, WRONG["initialised with randn"][0])
     check = INIT_CHECKS[0]
     message = judge(check, collect(check, namespace)).message
     assert "expected weight: 32,768 values in [-0.0625, 0.0625], mean 0, std 0.03608" in message
@@ -559,27 +453,27 @@ def test_visible_init_failure_says_what_came_back(solution_namespace: dict) -> N
 
 
 def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict) -> None:
-    namespace = dict(solution_namespace)
-    exec(WRONG["bias created even with bias=False"][0], namespace)  # noqa: S102
-    check = check_named("Linear without bias matches torch.nn.Linear(bias=False) on a batch of sequences")
-    result = judge(check, collect(check, namespace))
+    namespace = with_answer(solution_namespace, WRONG["bias created even with bias=False"][0])
+    result = judged(
+        EXERCISE, "Linear without bias matches torch.nn.Linear(bias=False) on a batch of sequences", namespace
+    )
     assert not result.passed
     assert result.message == (
         "Called Linear(8, 6, bias=False) with a random weight on a random x of shape (3, 4, 8): "
         "the result differs from the reference."
     )
-    assert "tensor(" not in format_report([result], "02_linear")
+    assert "tensor(" not in format_report([result], EXERCISE)
 
 
 def test_wrong_return_types_get_clear_messages() -> None:
     namespace: dict = {"linear_backward": lambda x, weight, grad_output: (x, weight)}
-    (first, *_) = run_checks(namespace, "02_linear", "linear_backward")
+    (first, *_) = run_checks(namespace, EXERCISE, "linear_backward")
     assert "linear_backward should return three tensors (grad_x, grad_weight, grad_bias), got tuple" in first.message
     namespace = {"linear_backward": lambda x, weight, grad_output: ([0.0], weight, grad_output)}
-    (first, *_) = run_checks(namespace, "02_linear", "linear_backward")
+    (first, *_) = run_checks(namespace, EXERCISE, "linear_backward")
     assert "grad_x should be a torch.Tensor, got list [0.0]" in first.message
     namespace = {"Linear": lambda in_features, out_features, bias=True: "layer"}
-    (first, *_) = run_checks(namespace, "02_linear", "Linear")
+    (first, *_) = run_checks(namespace, EXERCISE, "Linear")
     assert "Linear(4, 2) should be a torch.nn.Module (write `class Linear(nn.Module)`), got str" in first.message
 
 
@@ -632,5 +526,5 @@ def linear_backward(x, weight, grad_output):
 def test_correct_code_written_another_way_gets_full_marks(variant: str) -> None:
     namespace: dict = {"math": math, "torch": torch, "nn": nn}
     exec(CORRECT_VARIANTS[variant], namespace)  # noqa: S102
-    results = run_checks(namespace, "02_linear")
+    results = run_checks(namespace, EXERCISE)
     assert [result.message for result in results if not result.passed] == []

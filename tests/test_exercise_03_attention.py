@@ -5,120 +5,54 @@ References: every check compares with PyTorch (F.scaled_dot_product_attention,
 nn.MultiheadAttention with the same weights, nn.Transformer.generate_square_subsequent_mask);
 the messages asserted below hold numbers worked out by hand in the notebook's text.
 
-    pytest tests/test_exercise_03_attention.py --submission ~/Downloads/attention.ipynb
+To grade a learner's notebook instead of the solution (conftest.py says how):
 
-grades a learner's notebook instead of the solution (the tests that need the solution's own
-answers still use it).
+    pytest tests/test_exercise_03_attention.py --submission ~/Downloads/attention.ipynb
 """
 
-import ast
 import doctest
-import json
-import sys
 from pathlib import Path
 
 import pytest
-import regex
 import torch
+from exercise_testing import STANDARD_LIBRARY, check_named, check_names, check_points, grade_in_process, judged
+from exercise_testing import notebooks, top_level_imports, with_answer
+from exercise_testing import assert_checks_are_well_formed, assert_inputs_and_references_are_plain_data
+from exercise_testing import assert_check_cells_are_worth_their_task_points
+from exercise_testing import assert_only_setup_and_answer_cells_are_graded, assert_graded_without_problems
+from exercise_testing import assert_check_passed, assert_full_marks_in_the_notebook, assert_release_scores_zero
+from exercise_testing import assert_fails_naming
 
-from course_lib.grading import compare
-from course_lib.grading import check_task, checks_for, grade_submission, load_namespace, run_checks, task_points, tasks
-from course_lib.grading.checks import collect, format_report, judge, to_plain
+from course_lib.grading import SubmissionReport, checks_for, compare, grade_submission, run_checks
 from course_lib.grading.compare import tensor_plain, tensors_close
 from course_lib.grading.exercises import attention_calls
 from course_lib.grading.exercises.attention import only_later_positions_change
-from course_lib.grading.notebook import graded_cells, read_notebook
 
-REPO = Path(__file__).resolve().parent.parent
-SOLUTION = REPO / "solutions" / "03_attention" / "attention.ipynb"
-RELEASE = REPO / "exercises" / "03_attention" / "attention.ipynb"
 EXERCISE = "03_attention"
-CHECKS = checks_for(EXERCISE)
+SOLUTION, RELEASE = notebooks(EXERCISE, "attention.ipynb")
+TASK_POINTS = {"scaled_dot_product_attention": 8, "causal_mask": 3, "MultiHeadSelfAttention": 8}
+TASKS = list(TASK_POINTS)
 TOTAL = 19
-TASKS = ["scaled_dot_product_attention", "causal_mask", "MultiHeadSelfAttention"]
 F_SDPA = "torch.nn.functional.scaled_dot_product_attention"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: more threads only compete with other processes on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def check_named(name: str):
-    (check,) = [check for check in CHECKS if check.name == name]
-    return check
-
-
-def is_attention_notebook(path: Path) -> bool:
-    """True unless `path` is a readable notebook without any of this exercise's answer cells
-    (conftest's default --submission is the solution of 01_bpe)."""
-    try:
-        return any(cell.grade_id in TASKS for cell in graded_cells(read_notebook(path)))
-    except ValueError:
-        return True  # not a notebook: grading says so
-
-
-@pytest.fixture(scope="module")
-def submission_report(request: pytest.FixtureRequest):
-    """The notebook under test graded as the batch grader grades it, in a sandboxed process:
-    --submission if it is an attention notebook, else the solution."""
-    given = Path(request.config.getoption("--submission")).expanduser().resolve()
-    return grade_submission(EXERCISE, given if is_attention_notebook(given) else SOLUTION)
-
-
-@pytest.fixture(scope="module")
-def solution_namespace() -> dict:
-    namespace, problems = load_namespace(SOLUTION)
-    assert problems == []
-    return namespace
-
-
-def grade_in_process(notebook_with, answers: dict[str, str]):
-    """The solution with `answers` replaced, its cells run and its checks judged in this process."""
-    namespace, problems = load_namespace(notebook_with(answers, base=SOLUTION))
-    assert problems == []
-    return run_checks(namespace, EXERCISE)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---- the check definitions ------------------------------------------------------------------
 
 
 def test_checks_are_well_formed() -> None:
-    names = [check.name for check in CHECKS]
-    assert len(names) == len(set(names)), "check names must be unique"
-    assert tasks(EXERCISE) == TASKS
-    assert task_points(EXERCISE) == {"scaled_dot_product_attention": 8, "causal_mask": 3, "MultiHeadSelfAttention": 8}
-    for task in TASKS:
-        assert {check.visibility for check in checks_for(EXERCISE, task)} == {"visible", "hidden"}, task
+    assert_checks_are_well_formed(EXERCISE, TASK_POINTS)
 
 
 def test_inputs_and_references_are_plain_data() -> None:
-    # The sandbox gets the inputs as JSON and the reference never leaves the grader's process.
-    for check in CHECKS:
-        arguments = check.arguments()
-        assert json.loads(json.dumps(arguments)) == arguments, check.name
-        expected = to_plain(check.reference(**arguments))
-        assert json.loads(json.dumps(expected)) == expected, check.name
-        assert check.arguments() == arguments, f"{check.name}: inputs must not change between runs"
+    assert_inputs_and_references_are_plain_data(EXERCISE)
 
 
 def test_adapters_import_only_the_standard_library_and_torch() -> None:
     # attention_calls.py is copied into the sandbox, where course_lib cannot be imported.
-    tree = ast.parse((REPO / "course_lib" / "grading" / "exercises" / "attention_calls.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names = [] if node.level else [node.module]
-        else:
-            continue
-        for name in names:
-            assert name.split(".")[0] in sys.stdlib_module_names | {"__future__", "torch"}, name
-    assert {check.call.__module__ for check in CHECKS} == {"course_lib.grading.exercises.attention_calls"}
+    assert top_level_imports(Path(attention_calls.__file__)) <= STANDARD_LIBRARY | {"torch"}
+    assert {check.call.__module__ for check in checks_for(EXERCISE)} == {attention_calls.__name__}
 
 
 @pytest.mark.parametrize("module", [compare, attention_calls])
@@ -127,27 +61,19 @@ def test_docstring_examples(module) -> None:
 
 
 def test_a_float64_result_fails_and_says_so(solution_namespace: dict) -> None:
-    namespace = dict(solution_namespace)
-    exec(SDPA + "    return torch.softmax(q.double() @ k.double().transpose(-2, -1), dim=-1) @ v.double()\n", namespace)
+    in_float64 = "    return torch.softmax(q.double() @ k.double().transpose(-2, -1), dim=-1) @ v.double()\n"
+    namespace = with_answer(solution_namespace, SDPA + in_float64)
     result = run_checks(namespace, EXERCISE, "scaled_dot_product_attention")[0]
     assert not result.passed
     assert result.message.endswith("got      tensor([[0.7553, 0.3348], [0.8827, 0.1332]], dtype=torch.float64)")
 
 
 def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
-    points = {}
-    for cell in read_notebook(SOLUTION)["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("grade"):
-            task = regex.search(r'check_task\(globals\(\), "03_attention", "(\w+)"\)', "".join(cell["source"])).group(1)
-            points[task] = meta["points"]
-    assert points == task_points(EXERCISE)
-    assert sum(points.values()) == TOTAL
+    assert_check_cells_are_worth_their_task_points(SOLUTION, EXERCISE, TASK_POINTS, TOTAL)
 
 
 def test_only_setup_and_answer_cells_are_graded() -> None:
-    cells = graded_cells(read_notebook(SOLUTION))
-    assert [(cell.kind, cell.grade_id) for cell in cells] == [("setup", "setup")] + [("answer", t) for t in TASKS]
+    assert_only_setup_and_answer_cells_are_graded(SOLUTION, TASK_POINTS)
 
 
 def test_hidden_references_agree_with_the_course_library() -> None:
@@ -162,7 +88,7 @@ def test_hidden_references_agree_with_the_course_library() -> None:
             mask = None if case["mask"] is None else torch.tensor(case["mask"])
             ours.append(tensor_plain(attention.scaled_dot_product_attention(q, k, v, mask)))
         assert tensors_close(check.reference(**arguments), ours), check.name
-    assert check_named("causal_mask of longer sequences").reference(sizes=[5, 16]) == [
+    assert check_named(EXERCISE, "causal_mask of longer sequences").reference(sizes=[5, 16]) == [
         tensor_plain(attention.causal_mask(T)) for T in (5, 16)
     ]
 
@@ -170,41 +96,27 @@ def test_hidden_references_agree_with_the_course_library() -> None:
 # ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
 
 
-def test_submission_runs_without_problems(submission_report) -> None:
-    assert submission_report.problems == []
-    assert [result.name for result in submission_report.results] == [check.name for check in CHECKS]
+def test_submission_runs_without_problems(submission_report: SubmissionReport) -> None:
+    assert_graded_without_problems(submission_report, EXERCISE)
 
 
-@pytest.mark.parametrize("name", [check.name for check in CHECKS])
-def test_submission_passes(submission_report, name: str) -> None:
-    (result,) = [result for result in submission_report.results if result.name == name]
-    assert result.passed, result.message
-    assert result.score == result.points
+@pytest.mark.parametrize("name", check_names(EXERCISE))
+def test_submission_passes(submission_report: SubmissionReport, name: str) -> None:
+    assert_check_passed(submission_report, name)
 
 
-def test_solution_passes_in_the_notebook(solution_namespace: dict, capsys) -> None:
-    for task in TASKS:
-        assert check_task(solution_namespace, EXERCISE, task) == task_points(EXERCISE)[task]
-    printed = capsys.readouterr()
-    assert printed.err == ""  # nbgrader scores a cell that writes to stderr as 0
-    assert "FAIL" not in printed.out and printed.out.count("PASS") == len(CHECKS)
+def test_solution_passes_in_the_notebook(solution_namespace: dict, capsys: pytest.CaptureFixture) -> None:
+    assert_full_marks_in_the_notebook(solution_namespace, EXERCISE, TASK_POINTS, capsys)
 
 
 # ---- the released stub fails everything, cleanly --------------------------------------------
 
 
 def test_release_scores_zero_in_the_notebook_and_in_the_sandbox() -> None:
-    namespace, problems = load_namespace(RELEASE)
-    assert problems == []  # the stubs define the functions and the class; calling them raises
     report = grade_submission(EXERCISE, RELEASE)
-    assert report.problems == [] and report.score == 0 and report.max_score == TOTAL
+    assert_release_scores_zero(EXERCISE, RELEASE, report, TOTAL)
     # Every call raises at once: far below the 10 s per check a loop that hangs would take.
     assert report.execution_time < 60
-    for results in (run_checks(namespace, EXERCISE), report.results):
-        assert len(results) == len(CHECKS)
-        for result in results:
-            assert not result.passed and result.score == 0, result.name
-            assert "raised NotImplementedError" in result.message, result.message
 
 
 # ---- typical mistakes -----------------------------------------------------------------------
@@ -315,33 +227,26 @@ WRONG = {
 @pytest.mark.parametrize("mistake", list(WRONG))
 def test_mistake_loses_points_of_the_checks_it_breaks(notebook_with, mistake: str) -> None:
     answers, must_fail = WRONG[mistake]
-    results = grade_in_process(notebook_with, answers)
-    failed = {result.name for result in results if not result.passed}
-    assert must_fail <= failed, f"{mistake}: failed only {failed}"
+    results = grade_in_process(notebook_with(answers, base=SOLUTION), EXERCISE)
+    assert_fails_naming(results, must_fail, EXERCISE, mistake)
     # A mistake in one task costs only that task, and the tasks built on it.
     (task,) = answers
     later = TASKS[TASKS.index(task) + 1 :] if task != "MultiHeadSelfAttention" else []
     assert {r.task for r in results if not r.passed} <= {task, *later}, mistake
-    report = format_report(results, EXERCISE)
-    for name in must_fail:
-        assert f"FAIL {name}" in report or f"FAIL [hidden] {name}" in report
 
 
 def test_a_mistake_graded_in_the_sandbox(notebook_with) -> None:
     answers, must_fail = WRONG["scores divided by d_k"]
     report = grade_submission(EXERCISE, notebook_with(answers, base=SOLUTION))
     assert report.problems == []
-    failed = {result.name for result in report.results if not result.passed}
-    assert must_fail <= failed
-    assert report.score == TOTAL - sum(check.points for check in CHECKS if check.name in failed)
+    failed = assert_fails_naming(report.results, must_fail, EXERCISE, "scores divided by d_k")
+    assert report.score == TOTAL - check_points(EXERCISE, failed)
     assert sum(r.score for r in report.results if r.task == "causal_mask") == 3  # untouched
 
 
 def test_visible_failure_shows_expected_and_got(solution_namespace: dict) -> None:
-    namespace = dict(solution_namespace)
-    exec(WRONG["scores divided by d_k"][0]["scaled_dot_product_attention"], namespace)
-    check = check_named("attention divides the scores by sqrt(d_k)")
-    assert judge(check, collect(check, namespace)).message == (
+    namespace = with_answer(solution_namespace, WRONG["scores divided by d_k"][0]["scaled_dot_product_attention"])
+    assert judged(EXERCISE, "attention divides the scores by sqrt(d_k)", namespace).message == (
         "Called scaled_dot_product_attention(q, k, v) with q = k = [[2., 0., 0., 0.], [0., 0., 0., 0.]], "
         "v = [[1., 0.], [0., 1.]] (d_k = 4):\n"
         "  expected tensor([[0.8808, 0.1192], [0.5000, 0.5000]])\n"
@@ -350,15 +255,14 @@ def test_visible_failure_shows_expected_and_got(solution_namespace: dict) -> Non
 
 
 def test_overflow_is_explained(solution_namespace: dict) -> None:
-    namespace = dict(solution_namespace)
-    exec(SOFTMAX_BY_HAND, namespace)
+    namespace = with_answer(solution_namespace, SOFTMAX_BY_HAND)
     result = run_checks(namespace, EXERCISE, "scaled_dot_product_attention")[3]
     assert result.name == "attention is stable when the scores are large" and not result.passed
     assert "holds NaN or infinity: does an exponential overflow" in result.message
 
 
 def test_future_check_says_which_positions_moved(notebook_with) -> None:
-    results = grade_in_process(notebook_with, WRONG["no causal mask in forward"][0])
+    results = grade_in_process(notebook_with(WRONG["no causal mask in forward"][0], base=SOLUTION), EXERCISE)
     (result,) = [r for r in results if r.name == "MultiHeadSelfAttention takes no information from later positions"]
     expected, got = result.message.split("\n")[1:3]
     assert expected.startswith("  expected output at positions 0..5 moved by: 0, 0, 0, ")
@@ -368,7 +272,7 @@ def test_future_check_says_which_positions_moved(notebook_with) -> None:
 def test_future_check_needs_the_later_positions_to_move() -> None:
     # An output that ignores the other positions (here: x itself) hides nothing from the future,
     # but it does not attend either: only the changed position moves, so the check fails.
-    check = check_named("MultiHeadSelfAttention takes no information from later positions")
+    check = check_named(EXERCISE, "MultiHeadSelfAttention takes no information from later positions")
     arguments = check.arguments()
     expected = check.reference(**arguments)
     assert only_later_positions_change(expected, expected)
@@ -378,7 +282,7 @@ def test_future_check_needs_the_later_positions_to_move() -> None:
 
 
 def test_hidden_failure_never_shows_the_expected_value(notebook_with) -> None:
-    results = grade_in_process(notebook_with, WRONG["no out_proj"][0])
+    results = grade_in_process(notebook_with(WRONG["no out_proj"][0], base=SOLUTION), EXERCISE)
     (result,) = [r for r in results if r.name == "MultiHeadSelfAttention matches nn.MultiheadAttention with the same weights"]
     assert result.message == (
         "Called MultiHeadSelfAttention(12, 3) with random weights on a random x (2, 5, 12): "
@@ -387,9 +291,8 @@ def test_hidden_failure_never_shows_the_expected_value(notebook_with) -> None:
 
 
 def test_missing_projection_gets_a_clear_message(solution_namespace: dict) -> None:
-    namespace = dict(solution_namespace)
-    exec(MHA.replace("self.v_proj, self.out_proj", "self.v_proj, self.mix") + MHA_CORRECT_SPLIT
-         + "        return x\n", namespace)
+    without_out_proj = MHA.replace("self.v_proj, self.out_proj", "self.v_proj, self.mix")
+    namespace = with_answer(solution_namespace, without_out_proj + MHA_CORRECT_SPLIT + "        return x\n")
     results = run_checks(namespace, EXERCISE, "MultiHeadSelfAttention")
     assert "MultiHeadSelfAttention has no attribute `out_proj`: create it in __init__" in results[0].message
     assert "MultiHeadSelfAttention(4, 2) has no attribute `out_proj`" in results[1].message
@@ -416,12 +319,12 @@ def test_torch_attention_costs_its_task_in_the_sandbox(notebook_with) -> None:
 
 def test_hidden_call_to_torch_attention_is_caught_while_it_runs(solution_namespace: dict) -> None:
     # getattr with a computed name escapes the static scan; the tripwire sees the call.
-    namespace = dict(solution_namespace)
-    exec(SDPA + "    return getattr(torch.nn.functional, 'scaled_dot_product_' + 'attention')(q, k, v, mask)\n",
-         namespace)
-    exec("class MultiHeadSelfAttention(nn.MultiheadAttention):\n"
-         "    def __init__(self, d_model, n_heads):\n        super().__init__(d_model, n_heads, batch_first=True)\n",
-         namespace)
+    namespace = with_answer(
+        solution_namespace,
+        SDPA + "    return getattr(torch.nn.functional, 'scaled_dot_product_' + 'attention')(q, k, v, mask)\n",
+        "class MultiHeadSelfAttention(nn.MultiheadAttention):\n"
+        "    def __init__(self, d_model, n_heads):\n        super().__init__(d_model, n_heads, batch_first=True)\n",
+    )
     results = run_checks(namespace, EXERCISE)
     for result in results:
         if result.task != "causal_mask":

@@ -5,162 +5,94 @@ References: every check compares with PyTorch (F.cross_entropy and autograd, tor
 the same seed, a plain loop with F.cross_entropy on the same model and optimizer); the messages
 asserted below hold numbers worked out by hand in the notebook's text.
 
-    pytest tests/test_exercise_04_training_loop.py --submission ~/Downloads/training_loop.ipynb
+To grade a learner's notebook instead of the solution (conftest.py says how):
 
-grades a learner's notebook instead of the solution (the tests that need the solution's own
-answers still use it).
+    pytest tests/test_exercise_04_training_loop.py --submission ~/Downloads/training_loop.ipynb
 """
 
-import ast
 import doctest
-import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
-import regex
 import torch
 import torch.nn.functional as F
+from exercise_testing import STANDARD_LIBRARY, check_named, check_names, check_points, grade_in_process, judged
+from exercise_testing import notebooks, top_level_imports, with_answer
+from exercise_testing import assert_checks_are_well_formed, assert_inputs_and_references_are_plain_data
+from exercise_testing import assert_check_cells_are_worth_their_task_points
+from exercise_testing import assert_only_setup_and_answer_cells_are_graded, assert_graded_without_problems
+from exercise_testing import assert_check_passed, assert_full_marks_in_the_notebook, assert_release_scores_zero
+from exercise_testing import assert_fails_naming
 
-from course_lib.grading import (
-    check_task,
-    checks_for,
-    grade_submission,
-    load_namespace,
-    run_checks,
-    task_points,
-    tasks,
-)
-from course_lib.grading.checks import collect, format_report, judge, to_plain
+from course_lib.grading import SubmissionReport, checks_for, grade_submission, run_checks
+from course_lib.grading.checks import format_report, to_plain
 from course_lib.grading.compare import tensors_close
+from course_lib.grading.exercises import training_loop_calls
 from course_lib.grading.exercises.training_loop import EXTREME, HAND_BATCHES, LEARNED
-from course_lib.grading.notebook import graded_cells, read_notebook
 
-REPO = Path(__file__).resolve().parent.parent
-SOLUTION = REPO / "solutions" / "04_training_loop" / "training_loop.ipynb"
-RELEASE = REPO / "exercises" / "04_training_loop" / "training_loop.ipynb"
 EXERCISE = "04_training_loop"
-CHECKS = checks_for(EXERCISE)
+SOLUTION, RELEASE = notebooks(EXERCISE, "training_loop.ipynb")
+TASK_POINTS = {"cross_entropy": 6, "get_batch": 6, "train": 6}
 TOTAL = 18
-TASKS = ["cross_entropy", "get_batch", "train"]
-
-
-def check_named(name: str):
-    (check,) = [check for check in CHECKS if check.name == name]
-    return check
-
-
-@pytest.fixture(scope="module")
-def submission_report(request: pytest.FixtureRequest):
-    """The notebook under test (--submission, unless it is conftest's 01_bpe default) graded as
-    the batch grader grades it: in a sandboxed process."""
-    given = Path(request.config.getoption("--submission")).expanduser().resolve()
-    notebook = given if given.parent.name == EXERCISE else SOLUTION
-    return grade_submission(EXERCISE, notebook)
-
-
-@pytest.fixture(scope="module")
-def solution_namespace() -> dict:
-    namespace, problems = load_namespace(SOLUTION)
-    assert problems == []
-    return namespace
-
-
-def with_answer(solution_namespace: dict, source: str) -> dict:
-    """The solution's namespace with `source` (one answer) run over it."""
-    namespace = dict(solution_namespace)
-    exec(source, namespace)  # noqa: S102 - a learner's answer, as a notebook cell runs it
-    return namespace
 
 
 # ---- the check definitions ------------------------------------------------------------------
 
 
 def test_checks_are_well_formed() -> None:
-    names = [check.name for check in CHECKS]
-    assert len(names) == len(set(names)), "check names must be unique"
-    assert tasks(EXERCISE) == TASKS
-    assert task_points(EXERCISE) == {"cross_entropy": 6, "get_batch": 6, "train": 6}
-    for task in TASKS:
-        assert {check.visibility for check in checks_for(EXERCISE, task)} == {"visible", "hidden"}, task
-
-
-def test_inputs_and_references_are_plain_data() -> None:
-    # The sandbox gets the inputs as JSON and the reference never leaves the grader's process.
-    for check in CHECKS:
-        arguments = check.arguments()
-        assert json.loads(json.dumps(arguments)) == arguments, check.name
-        expected = to_plain(check.reference(**arguments))
-        assert json.loads(json.dumps(expected)) == expected, check.name
-        assert check.arguments() == arguments, f"{check.name}: inputs must not change between runs"
+    assert_checks_are_well_formed(EXERCISE, TASK_POINTS)
 
 
 def test_adapters_import_only_the_standard_library_and_torch() -> None:
     # training_loop_calls.py is copied into the sandbox, where course_lib cannot be imported.
-    tree = ast.parse((REPO / "course_lib" / "grading" / "exercises" / "training_loop_calls.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            names = [] if node.level else [node.module]
-        else:
-            continue
-        for name in names:
-            assert name.split(".")[0] in sys.stdlib_module_names | {"__future__", "torch"}, name
-    assert {check.call.__module__ for check in CHECKS} == {"course_lib.grading.exercises.training_loop_calls"}
+    assert top_level_imports(Path(training_loop_calls.__file__)) <= STANDARD_LIBRARY | {"torch"}
+    assert {check.call.__module__ for check in checks_for(EXERCISE)} == {training_loop_calls.__name__}
 
 
 def test_adapter_docstring_examples_run() -> None:
-    from course_lib.grading.exercises import training_loop_calls
-
     result = doctest.testmod(training_loop_calls)
     assert result.attempted >= 1 and result.failed == 0
 
 
+def test_inputs_and_references_are_plain_data() -> None:
+    assert_inputs_and_references_are_plain_data(EXERCISE)
+
+
 def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
-    points = {}
-    for cell in read_notebook(SOLUTION)["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("grade"):
-            call = regex.search(r'check_task\(globals\(\), "04_training_loop", "(\w+)"\)', "".join(cell["source"]))
-            task = call.group(1)
-            points[task] = meta["points"]
-    assert points == task_points(EXERCISE)
-    assert sum(points.values()) == TOTAL
+    assert_check_cells_are_worth_their_task_points(SOLUTION, EXERCISE, TASK_POINTS, TOTAL)
 
 
 def test_only_setup_and_answer_cells_are_graded() -> None:
-    cells = graded_cells(read_notebook(SOLUTION))
-    assert [(cell.kind, cell.grade_id) for cell in cells] == [("setup", "setup")] + [("answer", t) for t in TASKS]
+    assert_only_setup_and_answer_cells_are_graded(SOLUTION, TASK_POINTS)
 
 
 def test_hand_made_references_are_the_notebooks_numbers() -> None:
     # The worked examples of the notebook's text, by hand: -log(e^2 / (e^2 + e + e^0.1)), the mean
     # with log 3, the log-sum-exp example, and the windows starting at [4, 3, 0, 2].
     one = -math.log(math.exp(2) / (math.exp(2) + math.exp(1) + math.exp(0.1)))
-    (loss,) = check_named("cross_entropy of one position is -log p(target)").reference(
+    (loss,) = check_named(EXERCISE, "cross_entropy of one position is -log p(target)").reference(
         cases=[{"logits": [[2.0, 1.0, 0.1]], "targets": [0]}])
     assert loss["shape"] == [] and loss["values"] == pytest.approx(one, rel=1e-6) and round(one, 4) == 0.4170
-    (mean,) = check_named("cross_entropy is the mean over positions").reference(
+    (mean,) = check_named(EXERCISE, "cross_entropy is the mean over positions").reference(
         cases=[{"logits": [[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]], "targets": [0, 2]}])
     assert mean["values"] == pytest.approx((one + math.log(3)) / 2, rel=1e-6)
-    (extreme,) = check_named("cross_entropy is finite for logits of ±1e4").reference(cases=[EXTREME])
+    (extreme,) = check_named(EXERCISE, "cross_entropy is finite for logits of ±1e4").reference(cases=[EXTREME])
     assert extreme["values"] == 5000.0
-    draw = check_named("get_batch draws its starts with torch.randint(0, len(data) - block_size, ...)")
+    draw = check_named(EXERCISE, "get_batch draws its starts with torch.randint(0, len(data) - block_size, ...)")
     [[x, y]] = draw.reference(**draw.arguments())
     assert x["values"] == [[14, 15, 16], [13, 14, 15], [10, 11, 12], [12, 13, 14]]
     assert y["values"] == [[v + 1 for v in row] for row in x["values"]] and x["dtype"] == "int64"
 
 
 def test_reachability_check_expects_every_valid_start() -> None:
-    check = check_named("get_batch reaches every valid start, the last one included, and no other")
+    check = check_named(EXERCISE, "get_batch reaches every valid start, the last one included, and no other")
     arguments = check.arguments()
     assert check.reference(**arguments) == list(range(arguments["size"] - arguments["block_size"]))
 
 
 def test_reference_loop_learns_the_pattern() -> None:
-    check = check_named("train lowers a tiny model's loss over 50 steps")
+    check = check_named(EXERCISE, "train lowers a tiny model's loss over 50 steps")
     losses = check.reference(**check.arguments())["losses"]
     assert len(losses) == 50 and sum(losses[-5:]) / 5 < 0.1 * losses[0] < (1 - LEARNED) * losses[0]
 
@@ -174,7 +106,7 @@ def test_references_agree_with_the_course_library() -> None:
         cases = arguments["cases"]
         ours = [training.cross_entropy(torch.tensor(c["logits"]), torch.tensor(c["targets"])) for c in cases]
         assert tensors_close(check.reference(**arguments), [to_plain(_plain(loss)) for loss in ours]), check.name
-    draw = check_named("get_batch on random data, several calls in a row")
+    draw = check_named(EXERCISE, "get_batch on random data, several calls in a row")
     arguments = draw.arguments()
     generator = torch.Generator().manual_seed(arguments["seed"])
     ours = [training.get_batch(torch.tensor(arguments["data"]), arguments["batch_size"], arguments["block_size"],
@@ -189,24 +121,17 @@ def _plain(tensor: torch.Tensor) -> dict:
 # ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
 
 
-def test_submission_runs_without_problems(submission_report) -> None:
-    assert submission_report.problems == []
-    assert [result.name for result in submission_report.results] == [check.name for check in CHECKS]
+def test_submission_runs_without_problems(submission_report: SubmissionReport) -> None:
+    assert_graded_without_problems(submission_report, EXERCISE)
 
 
-@pytest.mark.parametrize("name", [check.name for check in CHECKS])
-def test_submission_passes(submission_report, name: str) -> None:
-    (result,) = [result for result in submission_report.results if result.name == name]
-    assert result.passed, result.message
-    assert result.score == result.points
+@pytest.mark.parametrize("name", check_names(EXERCISE))
+def test_submission_passes(submission_report: SubmissionReport, name: str) -> None:
+    assert_check_passed(submission_report, name)
 
 
-def test_solution_passes_in_the_notebook(solution_namespace: dict, capsys) -> None:
-    for task in TASKS:
-        assert check_task(solution_namespace, EXERCISE, task) == task_points(EXERCISE)[task]
-    printed = capsys.readouterr()
-    assert printed.err == ""  # nbgrader scores a cell that writes to stderr as 0
-    assert "FAIL" not in printed.out and printed.out.count("PASS") == len(CHECKS)
+def test_solution_passes_in_the_notebook(solution_namespace: dict, capsys: pytest.CaptureFixture) -> None:
+    assert_full_marks_in_the_notebook(solution_namespace, EXERCISE, TASK_POINTS, capsys)
 
 
 def test_checks_leave_the_learners_random_numbers_alone(solution_namespace: dict) -> None:
@@ -225,16 +150,9 @@ def test_checks_leave_the_learners_random_numbers_alone(solution_namespace: dict
 
 
 def test_release_scores_zero_in_the_notebook_and_in_the_sandbox() -> None:
-    namespace, problems = load_namespace(RELEASE)
-    assert problems == []  # the stubs define the functions; calling them raises
     report = grade_submission(EXERCISE, RELEASE)
-    assert report.problems == [] and report.score == 0 and report.max_score == TOTAL
-    assert report.execution_time < 20
-    for results in (run_checks(namespace, EXERCISE), report.results):
-        assert len(results) == len(CHECKS)
-        for result in results:
-            assert not result.passed and result.score == 0, result.name
-            assert "raised NotImplementedError" in result.message, result.message
+    assert_release_scores_zero(EXERCISE, RELEASE, report, TOTAL)
+    assert report.execution_time < 20  # every stub raises at once
 
 
 # ---- typical mistakes -----------------------------------------------------------------------
@@ -329,14 +247,9 @@ WRONG = {
 def test_mistake_loses_points_of_the_checks_it_breaks(notebook_with, mistake: str) -> None:
     answers, must_fail = WRONG[mistake]
     (task,) = answers
-    namespace, problems = load_namespace(notebook_with(answers, base=SOLUTION))
-    assert problems == []
-    results = run_checks(namespace, EXERCISE, task)  # the other tasks: see the sandboxed test below
-    failed = {result.name for result in results if not result.passed}
-    assert must_fail <= failed, f"{mistake}: failed only {failed}"
-    report = format_report(results, EXERCISE)
-    for name in must_fail:
-        assert f"FAIL {name}" in report or f"FAIL [hidden] {name}" in report
+    # Only the task's own checks: the other tasks are the sandboxed test's below.
+    results = grade_in_process(notebook_with(answers, base=SOLUTION), EXERCISE, task)
+    assert_fails_naming(results, must_fail, EXERCISE, mistake)
 
 
 USES_TORCH_LOSS = CE + "    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))\n"
@@ -365,9 +278,7 @@ RIGHT = {
 def test_correct_variants_pass(notebook_with, variant: str) -> None:
     answers = RIGHT[variant]
     (task,) = answers
-    namespace, problems = load_namespace(notebook_with(answers, base=SOLUTION))
-    assert problems == []
-    results = run_checks(namespace, EXERCISE, task)
+    results = grade_in_process(notebook_with(answers, base=SOLUTION), EXERCISE, task)
     assert all(result.passed for result in results), format_report(results, variant)
 
 
@@ -377,7 +288,7 @@ def test_comparisons_never_raise_on_tampered_values() -> None:
     not_ids = {"shape": [4, 3], "dtype": "int64", "values": "ab"}  # the shape get_batch's checks expect
     garbage = [None, 1, "x", [], [[not_ids, not_ids]], [[not_ids]], {"losses": ["x"]},
                {"losses": None, "parameters": 3}, {"parameters": {"embedding": [1]}}]
-    for check in CHECKS:
+    for check in checks_for(EXERCISE):
         expected = check.reference(**check.arguments())
         for value in garbage:
             assert check.compare(expected, value) is False, (check.name, value)
@@ -398,43 +309,38 @@ def test_torch_loss_and_a_mistake_graded_in_the_sandbox(notebook_with) -> None:
             assert "cross_entropy scores 0" in result.message
         else:
             assert result.passed == (result.name not in must_fail), result.name
-    assert report.score == TOTAL - 6 - sum(check.points for check in CHECKS if check.name in must_fail)
+    assert report.score == TOTAL - TASK_POINTS["cross_entropy"] - check_points(EXERCISE, must_fail)
 
 
 def test_visible_failures_show_expected_and_got(solution_namespace: dict) -> None:
     namespace = with_answer(solution_namespace, WRONG["sum instead of mean"][0]["cross_entropy"])
-    check = check_named("cross_entropy is the mean over positions")
-    assert judge(check, collect(check, namespace)).message == (
+    assert judged(EXERCISE, "cross_entropy is the mean over positions", namespace).message == (
         "Called cross_entropy(logits, targets) with logits = [[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]], targets = [0, 2]:\n"
         "  expected tensor(0.7578)\n"
         "  got      tensor(1.5156)"
     )
     namespace = with_answer(solution_namespace, WRONG["train without zero_grad"][0]["train"])
-    check = check_named("train's losses are the reference loop's (SGD)")
-    message = judge(check, collect(check, namespace)).message
+    message = judged(EXERCISE, "train's losses are the reference loop's (SGD)", namespace).message
     assert message.endswith("\n  expected losses [2.7503, 1.5125, 1.3710]\n  got      losses [2.7503, 1.5125, 1.0560]")
 
 
 def test_overflow_is_explained(solution_namespace: dict) -> None:
     namespace = with_answer(solution_namespace, WRONG["no max subtraction: exp overflows"][0]["cross_entropy"])
-    result = judge(check_named("cross_entropy is finite for logits of ±1e4"),
-                   collect(check_named("cross_entropy is finite for logits of ±1e4"), namespace))
+    result = judged(EXERCISE, "cross_entropy is finite for logits of ±1e4", namespace)
     assert "holds NaN or infinity: does an exponential overflow?" in result.message
     assert "log-sum-exp trick" in result.message
 
 
 def test_returned_tensors_are_named(solution_namespace: dict) -> None:
     namespace = with_answer(solution_namespace, WRONG["train returns the loss tensors"][0]["train"])
-    check = check_named("train returns a list with one Python float per batch")
-    message = judge(check, collect(check, namespace)).message
+    message = judged(EXERCISE, "train returns a list with one Python float per batch", namespace).message
     assert "expected {'type': 'list', 'items': ['float', 'float', 'float']}" in message
     assert "got      {'type': 'list', 'items': ['Tensor', 'Tensor', 'Tensor']}" in message
 
 
 def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict) -> None:
     namespace = with_answer(solution_namespace, WRONG["train without zero_grad"][0]["train"])
-    check = check_named("train leaves the model trained as the reference loop does")
-    assert judge(check, collect(check, namespace)).message == (
+    assert judged(EXERCISE, "train leaves the model trained as the reference loop does", namespace).message == (
         "Called train(TinyLM(7, 5, seed=2), SGD(lr=0.5), 6 random batches (4, 6)), then the model's parameters: "
         "the result differs from the reference."
     )
