@@ -350,11 +350,12 @@ def test_a_tiny_model_overfits_a_tiny_batch(config):
     assert loss.item() < 0.1
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fused", "written-out"])
 @pytest.mark.parametrize("config", [GPT2_LIKE, LLAMA_LIKE], ids=["gpt2-like", "llama-like"])
-def test_mixed_precision_and_bfloat16_weights(config):
+def test_mixed_precision_and_bfloat16_weights(config, fast):
     """Under autocast the matmuls run in bfloat16 (8 significant bits) and the loss stays close to
-    float32's; a model cast to bfloat16 runs forward and generates."""
-    model = make(**config)
+    float32's; a model cast to bfloat16 runs forward and generates. Both paths of the layers."""
+    model = make(**config, fast=fast)
     idx = random_ids(model.config)
     _, loss32 = model(idx, idx)
     with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
@@ -368,10 +369,11 @@ def test_mixed_precision_and_bfloat16_weights(config):
     assert model16.generate(idx[:, :3], 4, temperature=0.0).shape == (2, 7)
 
 
-def test_torch_compile_sees_one_graph():
+@pytest.mark.parametrize("fast", [True, False], ids=["fused", "written-out"])
+def test_torch_compile_sees_one_graph(fast):
     """No graph breaks (the token embedding's range check steps aside under torch.compile), so a
-    compiled model fuses the from-scratch layers into as few kernels as a torch.nn model."""
-    model = make(**GPT2_LIKE)
+    compiled model fuses even the written-out layers into as few kernels as a torch.nn model."""
+    model = make(**GPT2_LIKE, fast=fast)
     idx = random_ids(model.config)
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(model)(idx, idx)

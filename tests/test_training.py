@@ -321,3 +321,26 @@ def test_trainer_rejects_token_ids_outside_the_vocabulary(bad_id):
     data[100] = bad_id
     with pytest.raises(ValueError, match=rf"train_data holds token id {bad_id}, outside the model's vocabulary 0\.\.10"):
         Trainer(model, data, tiny_data(), TrainConfig(), device="cpu")
+
+
+@pytest.mark.parametrize("amp_dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16+GradScaler"])
+def test_mixed_precision_path_trains(monkeypatch, amp_dtype):
+    """The path a GPU takes (autocast; for float16 also the GradScaler: scale, unscale before
+    clipping, step), run on the CPU, whose autocast supports both dtypes: it learns as float32 does."""
+    data = torch.arange(400) % 7  # 0, 1, ..., 6, 0, 1, ...: learnable, unlike random ids
+
+    def pattern_trainer() -> Trainer:
+        torch.manual_seed(0)
+        config = TrainConfig(**{**TINY_TRAIN, "max_iters": 40, "eval_interval": 40})
+        return Trainer(GPT(GPTConfig(**TINY_MODEL)), data, data, config, device="cpu", progress=False)
+
+    reference = pattern_trainer()  # float32: autocast is off on a CPU
+    assert reference.amp_dtype is None
+    monkeypatch.setattr(course_lib.training.trainer, "_autocast_dtype", lambda device: amp_dtype)
+    trainer = pattern_trainer()
+    assert trainer.amp_dtype == amp_dtype and (trainer.scaler is not None) == (amp_dtype == torch.float16)
+    history, reference_history = trainer.run(), reference.run()
+    # From about ln 7 = 1.95 to a small fraction of it, as in float32 (to the precision's noise).
+    assert history[0]["train_loss"] > 1.5 and reference_history[-1]["val_loss"] < 0.4
+    assert history[-1]["val_loss"] == pytest.approx(reference_history[-1]["val_loss"], abs=0.05)
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in trainer.model.parameters())

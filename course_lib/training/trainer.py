@@ -106,7 +106,7 @@ class Trainer:
         self.dist = distributed or DistributedInfo()
         self.optimizer = configure_optimizer(model, config.lr, config.weight_decay, (config.beta1, config.beta2))
         self.amp_dtype = _autocast_dtype(self.device)
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         if self.device.type == "cuda":
             # Every id was checked above; checking each batch again would make the CPU wait for
             # the GPU at every step.
