@@ -239,7 +239,7 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_features("LayerNorm", x, self.normalized_shape, self.weight.dtype)
         x32 = _at_least_float32(x)
-        if self.fast:
+        if self.fast:  # PyTorch's fused kernel for the lines below
             y = F.layer_norm(x32, (self.normalized_shape,), *_parameters_as(x32, self.weight, self.bias), self.eps)
             return y.to(x.dtype)
         mean = x32.mean(dim=-1, keepdim=True)  # (..., C) -> (..., 1)
@@ -285,7 +285,7 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_features("RMSNorm", x, self.normalized_shape, self.weight.dtype)
         x32 = _at_least_float32(x)
-        if self.fast:
+        if self.fast:  # PyTorch's fused kernel for the lines below
             (weight,) = _parameters_as(x32, self.weight)
             return F.rms_norm(x32, (self.normalized_shape,), weight, self.eps).to(x.dtype)
         mean_square = (x32 * x32).mean(dim=-1, keepdim=True)  # (..., C) -> (..., 1)
