@@ -303,6 +303,34 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     assert "eval_interval" not in str(err.value)
 
 
+def test_a_run_resumes_with_the_other_layer_path(tmp_path):
+    """`fast` picks kernels, not weights: a checkpoint of the fused model resumes in the written-out
+    one (and the reverse), and the next step computes the same loss to float32 rounding."""
+    trainer = tiny_trainer(out_dir=tmp_path, max_iters=4)
+    trainer.run()
+    checkpoint = load_checkpoint(tmp_path / "ckpt.pt")
+    losses = {}
+    for fast in (True, False):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(**TINY_MODEL, fast=fast))
+        data = tiny_data()
+        resumed = Trainer(model, data[:300], data[300:], TrainConfig(**{**TINY_TRAIN, "max_iters": 4}),
+                          device="cpu", progress=False)
+        resumed.load_state_dict(checkpoint)
+        losses[fast] = resumed.train_step()
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+
+
+def test_a_checkpoint_from_another_course_lib_version_is_refused_readably(tmp_path):
+    trainer = tiny_trainer(out_dir=tmp_path, max_iters=2)
+    trainer.run()
+    checkpoint = load_checkpoint(tmp_path / "ckpt.pt")
+    checkpoint["model_config"]["n_experts"] = 8  # a setting this version does not know
+    torch.save(checkpoint, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match=r"another version of course_lib: its model settings \['n_experts'\]"):
+        load_model(tmp_path / "future.pt")
+
+
 def test_trainer_rejects_data_shorter_than_a_window():
     model = GPT(GPTConfig(**TINY_MODEL))
     with pytest.raises(ValueError, match="val_data must be 1-D token ids longer than block_size=8"):

@@ -22,6 +22,7 @@ a run killed while saving leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -66,13 +67,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 # Settings that change how often a run reports or saves, never the weights it computes.
 REPORTING_SETTINGS = {"eval_interval", "eval_iters", "checkpoint_interval"}
+# Model settings that choose how the same numbers are computed (PyTorch's fused kernels or the
+# written-out code), never what the weights mean: a run may resume, or a model load, with either.
+IMPLEMENTATION_SETTINGS = {"fast"}
 
 
 def check_same_config(checkpoint: dict[str, Any], model_config: dict, train_config: dict, path: str | Path = "") -> None:
     """Raise CheckpointError if the checkpoint was trained with other settings than these.
 
     Resuming under different settings would silently mix two runs; the message lists each
-    difference. The REPORTING_SETTINGS may change.
+    difference. The REPORTING_SETTINGS and IMPLEMENTATION_SETTINGS may change.
     """
     differences = [
         f"{kind}.{key}: checkpoint {saved.get(key)!r}, now {current.get(key)!r}"
@@ -81,7 +85,8 @@ def check_same_config(checkpoint: dict[str, Any], model_config: dict, train_conf
             ("train", checkpoint["train_config"], train_config),
         )
         for key in sorted(set(saved) | set(current))
-        if saved.get(key) != current.get(key) and not (kind == "train" and key in REPORTING_SETTINGS)
+        if saved.get(key) != current.get(key)
+        and key not in (REPORTING_SETTINGS if kind == "train" else IMPLEMENTATION_SETTINGS)
     ]
     if differences:
         raise CheckpointError(
@@ -94,6 +99,12 @@ def check_same_config(checkpoint: dict[str, Any], model_config: dict, train_conf
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, Tokenizer, dict[str, Any]]:
     """The trained model (in eval mode, on `device`), its tokenizer and the checkpoint itself."""
     checkpoint = load_checkpoint(path, map_location=device)
+    unknown = set(checkpoint["model_config"]) - {field.name for field in dataclasses.fields(GPTConfig)}
+    if unknown:
+        raise CheckpointError(
+            f"{path} was written by another version of course_lib: its model settings {sorted(unknown)}"
+            f" are unknown to this one; train it again with this version"
+        )
     model = GPT(GPTConfig(**checkpoint["model_config"]))
     model.load_state_dict(checkpoint["model"])
     return model.to(device).eval(), tokenizer_from_state(checkpoint["tokenizer"]), checkpoint
