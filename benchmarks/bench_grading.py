@@ -5,7 +5,7 @@ decode: 11 of 22 points) and 6 unedited releases, graded as an instructor grades
 command line in a fresh interpreter (so the time includes starting Python, building the hidden
 checks' inputs and references once per worker, and one sandbox per submission):
 
-    python -m course_lib.grading grade 01_bpe DIR --jobs 2 --format jsonl
+    python -m grading grade 01_bpe DIR --jobs 2 --format jsonl
 
 The same batch with --jobs 1, in the same run, is the peer. Target: under 5 s per submission
 with --jobs 2 on a 2-core machine.
@@ -43,7 +43,7 @@ def grade_batch(folder: Path, jobs: int) -> tuple[float, list[dict]]:
         [
             sys.executable,
             "-m",
-            "course_lib.grading",
+            "grading",
             "grade",
             "01_bpe",
             str(folder),

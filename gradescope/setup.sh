@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder's image from the zip made by
-#   python -m course_lib.grading gradescope-zip ASSIGNMENT --out DIR
+#   python -m grading gradescope-zip ASSIGNMENT --out DIR
 # (the zip is unpacked into /autograder/source). It installs Python 3.11+, the course's pinned
 # requirements (course_lib included), bubblewrap, and downloads what the checks read, so that
 # grading an upload needs no network.

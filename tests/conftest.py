@@ -4,10 +4,10 @@
 
     pytest tests/test_exercise_01_bpe.py --submission ~/Downloads/bpe.ipynb
 
-The exercise test modules name their EXERCISE and SOLUTION, which the fixtures below read:
-`submission_report` grades --submission for the module's exercise, or the module's solution where
---submission is another exercise's notebook (as the default is for 02 to 04), so that one
-learner's notebook can be given to the whole suite.
+Then only the tests that grade the submission run, one per check, and a failing one prints a
+line with the check's message. The exercise test modules name their EXERCISE and SOLUTION, which
+the fixtures below read: `submission_report` grades --submission for the module's exercise, or
+the module's solution without --submission or where --submission is another exercise's notebook.
 
 `notebook_with(path, {"merge": source})` writes the solution notebook with answer cells replaced,
 the way a learner's submission with those answers would look.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.grading import SubmissionReport, grade_submission, load_namespace, tasks
-from course_lib.grading.notebook import graded_cells, read_notebook
+from grading import SubmissionReport, grade_submission, load_namespace, tasks
+from grading.notebook import graded_cells, read_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SUBMISSION = REPO / "solutions" / "01_bpe" / "bpe.ipynb"
@@ -29,15 +29,28 @@ DEFAULT_SUBMISSION = REPO / "solutions" / "01_bpe" / "bpe.ipynb"
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--submission",
-        default=str(DEFAULT_SUBMISSION),
-        help="notebook whose answers the exercise checks grade (default: the solution notebook)",
+        default=None,
+        help="grade this notebook with the exercise's checks, and run only those tests "
+        "(default: every test, the checks graded on the solution notebook)",
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --submission, keep only the tests that grade it (they use `submission_report`)."""
+    if config.getoption("--submission") is None:
+        return
+    kept = [item for item in items if "submission_report" in getattr(item, "fixturenames", ())]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
 @pytest.fixture(scope="session")
-def submission(request: pytest.FixtureRequest) -> Path:
-    """The notebook under test (--submission), as an existing path."""
-    path = Path(request.config.getoption("--submission")).expanduser().resolve()
+def submission(request: pytest.FixtureRequest) -> Path | None:
+    """The notebook under test (--submission), as an existing path, or None."""
+    given = request.config.getoption("--submission")
+    if given is None:
+        return None
+    path = Path(given).expanduser().resolve()
     if not path.is_file():
         raise pytest.UsageError(f"--submission {path}: no such notebook")
     return path
@@ -55,12 +68,14 @@ def _is_another_exercises_notebook(path: Path, exercise: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def submission_report(request: pytest.FixtureRequest, submission: Path) -> SubmissionReport:
+def submission_report(request: pytest.FixtureRequest, submission: Path | None) -> SubmissionReport:
     """The notebook under test graded for the requesting module's EXERCISE as the batch grader grades
-    it, in a sandboxed process: --submission, unless it is another exercise's notebook, then the
-    module's SOLUTION."""
+    it, in a sandboxed process: --submission, unless it is absent or another exercise's notebook,
+    then the module's SOLUTION."""
     exercise = request.module.EXERCISE
-    notebook = request.module.SOLUTION if _is_another_exercises_notebook(submission, exercise) else submission
+    if submission is None or _is_another_exercises_notebook(submission, exercise):
+        return grade_submission(exercise, request.module.SOLUTION)
+    notebook = submission
     return grade_submission(exercise, notebook)
 
 

@@ -18,19 +18,21 @@ from pathlib import Path
 import pytest
 import regex
 
-from course_lib.grading import (
+from grading import (
     Check,
     Result,
     SubmissionReport,
     check_task,
     checks_for,
+    forbidden_for,
     load_namespace,
     run_checks,
     tasks,
 )
-from course_lib.grading import task_points as points_per_task
-from course_lib.grading.checks import collect, format_report, judge, to_plain
-from course_lib.grading.notebook import graded_cells, read_notebook
+from grading import task_points as points_per_task
+from grading.checks import judge
+from grading.in_process import collect, format_report
+from grading.notebook import graded_cells, read_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 # What a module copied into the sandbox may import: course_lib (and its dependencies) are not there.
@@ -54,7 +56,7 @@ def judged(exercise: str, name: str, namespace: dict) -> Result:
     """The check of `exercise` called `name` run on the functions in `namespace` and judged in this
     process: its verdict and the message a learner would read, without grading the whole notebook."""
     check = check_named(exercise, name)
-    return judge(check, collect(check, namespace))
+    return judge(check, collect(check, namespace, forbidden_for(exercise)))
 
 
 def check_names(exercise: str) -> list[str]:
@@ -86,10 +88,10 @@ def grade_in_process(notebook: Path, exercise: str, task: str | None = None) -> 
 
 
 def top_level_imports(path: Path) -> set[str]:
-    """The top-level packages the module at `path` imports (relative imports aside): what must be
-    importable wherever the file is copied to run."""
+    """The top-level packages the module at `path` imports when it is imported (relative imports
+    and imports inside functions aside): what must be importable wherever the file is copied."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Import):
             names |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and not node.level:
@@ -116,15 +118,15 @@ def assert_checks_are_well_formed(exercise: str, task_points: dict[str, int]) ->
 
 
 def assert_inputs_and_references_are_plain_data(exercise: str) -> None:
-    """The sandbox gets a check's inputs as JSON, and the reference is compared with what comes back
-    as JSON: both must survive the round trip, and the inputs must be the same on every run (a
-    submission graded twice gets the same questions)."""
+    """The sandbox gets a check's calls as JSON, and the expected values are compared with what
+    comes back as JSON: both must survive the round trip, and the calls must be the same on every
+    run (a submission graded twice gets the same questions)."""
     for check in checks_for(exercise):
-        arguments = check.arguments()
-        assert json.loads(json.dumps(arguments)) == arguments, check.name
-        expected = to_plain(check.reference(**arguments))
-        assert json.loads(json.dumps(expected)) == expected, check.name
-        assert check.arguments() == arguments, f"{check.name}: inputs must not change between runs"
+        calls = check.plain_calls()
+        assert json.loads(json.dumps(calls)) == calls, check.name
+        expected = check.expected()
+        assert len(expected) == len(calls) and json.loads(json.dumps(expected)) == expected, check.name
+        assert check.plain_calls() == calls, f"{check.name}: inputs must not change between runs"
 
 
 def assert_check_cells_are_worth_their_task_points(
@@ -154,15 +156,18 @@ def assert_only_setup_and_answer_cells_are_graded(notebook: Path, task_names: It
 
 def assert_graded_without_problems(report: SubmissionReport, exercise: str) -> None:
     """Every cell ran and every check has a result, in order: a score without a problem behind it."""
-    assert report.problems == []
+    if report.problems:
+        pytest.fail("problems with the notebook: " + "; ".join(report.problems), pytrace=False)
     assert [result.name for result in report.results] == check_names(exercise)
 
 
 def assert_check_passed(report: SubmissionReport, name: str) -> None:
-    """The check called `name` passed with all its points (one test a check says which one failed)."""
+    """The check called `name` passed with all its points (one test a check says which one failed,
+    in one readable line: what was called and what went wrong, without a traceback)."""
     (result,) = [result for result in report.results if result.name == name]
-    assert result.passed, result.message
-    assert result.score == result.points
+    if not (result.passed and result.score == result.points):
+        pytest.fail(f"{result.name} ({result.score:g}/{result.points:g}): {' '.join(result.message.split())}",
+                    pytrace=False)
 
 
 def assert_full_marks_in_the_notebook(

@@ -42,14 +42,14 @@ class Assignment:
 ASSIGNMENTS = {
     a.name: a
     for a in [
-        Assignment("01_bpe", "bpe.ipynb", {"get_pair_counts": 3, "merge": 4, "train_bpe": 6, "encode": 5, "decode": 4}),
-        Assignment("02_linear", "linear.ipynb", {"Linear": 12, "linear_backward": 7}),
+        Assignment("01_bpe", "bpe.ipynb", {"get_pair_counts": 3, "merge": 5, "train_bpe": 7, "encode": 6, "decode": 5}),
+        Assignment("02_linear", "linear.ipynb", {"Linear": 13, "linear_backward": 8}),
         Assignment(
             "03_attention",
             "attention.ipynb",
-            {"scaled_dot_product_attention": 8, "causal_mask": 3, "MultiHeadSelfAttention": 8},
+            {"scaled_dot_product_attention": 9, "causal_mask": 3, "MultiHeadSelfAttention": 8},
         ),
-        Assignment("04_training_loop", "training_loop.ipynb", {"cross_entropy": 6, "get_batch": 6, "train": 6}),
+        Assignment("04_training_loop", "training_loop.ipynb", {"cross_entropy": 7, "get_batch": 7, "train": 7}),
     ]
 }
 BPE = ASSIGNMENTS["01_bpe"]
@@ -107,7 +107,7 @@ def write_submission(
 
 
 def points_of(tasks: set[str] | frozenset[str], assignment: Assignment = BPE) -> int:
-    """The points of `tasks` as the notebook's check cells state them (01_bpe: 3 + 4 + 6 + 5 + 4 = 22)."""
+    """The points of `tasks` as the notebook's check cells state them (01_bpe: 3 + 5 + 7 + 6 + 5 = 26)."""
     return sum(assignment.task_points[task] for task in tasks)
 
 

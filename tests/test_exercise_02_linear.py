@@ -16,23 +16,26 @@ import pytest
 import torch
 from torch import nn
 from conftest import write_notebook_with
-from exercise_testing import STANDARD_LIBRARY, check_named, check_points, judged, notebooks, top_level_imports
+from exercise_testing import STANDARD_LIBRARY, check_named, check_names, check_points, judged, notebooks
+from exercise_testing import assert_check_passed, assert_graded_without_problems, top_level_imports
 from exercise_testing import with_answer
 from exercise_testing import assert_checks_are_well_formed, assert_inputs_and_references_are_plain_data
 from exercise_testing import assert_check_cells_are_worth_their_task_points
 from exercise_testing import assert_only_setup_and_answer_cells_are_graded, assert_full_marks_in_the_notebook
 from exercise_testing import assert_release_scores_zero, assert_fails_naming
 
-from course_lib.grading import SubmissionReport, check_task, checks_for, grade_submission, run_checks
-from course_lib.grading.checks import NOT_ALLOWED, collect, format_report, judge
-from course_lib.grading.exercises import linear_calls
-from course_lib.grading.exercises.linear_calls import call_linear_init
-from course_lib.grading.notebook import read_notebook
+from grading import SubmissionReport, check_task, checks_for, grade_submission, run_checks
+from grading.checks import NOT_ALLOWED, judge
+from grading.exercises import linear_calls
+from grading.grader import _learner_side_modules
+from grading.in_process import collect, format_report
+from grading.learner_side import make_call
+from grading.notebook import read_notebook
 
 EXERCISE = "02_linear"
 SOLUTION, RELEASE = notebooks(EXERCISE, "linear.ipynb")
-TASK_POINTS = {"Linear": 12, "linear_backward": 7}
-TOTAL = 19
+TASK_POINTS = {"Linear": 13, "linear_backward": 8}
+TOTAL = 21
 
 
 def values(plain: dict) -> list:
@@ -141,7 +144,7 @@ def test_checks_are_well_formed() -> None:
 def test_calls_module_imports_only_the_standard_library_and_torch() -> None:
     # It is copied into the sandbox, where course_lib does not exist.
     assert top_level_imports(Path(linear_calls.__file__)) <= STANDARD_LIBRARY | {"torch"}
-    assert {check.call.__module__ for check in checks_for(EXERCISE)} == {linear_calls.__name__}
+    assert _learner_side_modules(checks_for(EXERCISE)) == {linear_calls.__name__, "grading.learner_side"}
 
 
 def test_docstring_examples_hold() -> None:
@@ -169,12 +172,12 @@ def test_forward_references_are_the_chapters_numbers() -> None:
     # Batch rows 2 and 3: 0.4 - 0.6 + 0.05 + 0.1 = -0.05, -0.2 - 0.4 - 0.05 + 0.2 = -0.45;
     # 0.8 - 0.4 + 0.1 = 0.5, -0.4 + 0.6 + 0.2 = 0.4. Without bias: 0.6 - 0.1, 0.4 - 0.2.
     chapter = check_named(EXERCISE, "Linear computes the chapter's example: one input, then a batch of three")
-    one, two, batch = chapter.reference(**chapter.arguments())
+    one, two, batch = chapter.expected()
     torch.testing.assert_close(torch.tensor(values(one)), torch.tensor([0.6]))
     torch.testing.assert_close(torch.tensor(values(two)), torch.tensor([0.6, 0.4]))
     torch.testing.assert_close(torch.tensor(values(batch)), torch.tensor([[0.6, 0.4], [-0.05, -0.45], [0.5, 0.4]]))
     no_bias = check_named(EXERCISE, "Linear without bias computes x Wᵀ")
-    single, rows = no_bias.reference(**no_bias.arguments())
+    single, rows = no_bias.expected()
     torch.testing.assert_close(torch.tensor(values(single)), torch.tensor([0.5, 0.2]))
     torch.testing.assert_close(torch.tensor(values(rows)), torch.tensor([[0.5, 0.2], [-0.15, -0.65], [0.4, 0.2]]))
 
@@ -202,25 +205,25 @@ def test_backward_references_are_the_hand_computed_gradients() -> None:
     }
     for name, cases in expected.items():
         check = check_named(EXERCISE, name)
-        for got, want in zip(check.reference(**check.arguments()), cases, strict=True):
+        for got, want in zip(check.expected(), cases, strict=True):
             for gradient, hand in zip(got, want, strict=True):
                 torch.testing.assert_close(torch.tensor(values(gradient)), torch.tensor(hand))
 
 
 def test_parameter_reference_is_what_torch_registers() -> None:
     check = check_named(EXERCISE, "Linear registers weight (out, in) and bias (out,) as trainable parameters")
-    assert check.reference(**check.arguments()) == {
+    assert check.expected()[0] == {
         "parameters": [["bias", [2], "float32", True], ["weight", [2, 4], "float32", True]],
         "bias": "Parameter",
     }
     no_bias = check_named(EXERCISE, "Linear with bias=False has a weight and no bias")
-    assert no_bias.reference(**no_bias.arguments()) == {
+    assert no_bias.expected()[0] == {
         "parameters": [["weight", [2, 4], "float32", True]],
         "bias": "None",
     }
 
 
-INIT_CHECKS = [check for check in checks_for(EXERCISE) if check.call is call_linear_init]
+INIT_CHECKS = [check for check in checks_for(EXERCISE) if str(check.calls[0].adapter).endswith("init_statistics")]
 
 
 class KaimingBiasFirst(nn.Module):
@@ -239,12 +242,20 @@ def test_torchs_initialisation_passes_the_init_checks(layer_class: type) -> None
     # draws in another order, must both pass it.
     assert len(INIT_CHECKS) == 2
     for check in INIT_CHECKS:
-        arguments = check.arguments()
-        actual = call_linear_init({"Linear": layer_class}, **arguments)
-        assert check.compare(check.reference(**arguments), actual), (check.name, actual)
+        actual = make_call({"Linear": layer_class}, check.plain_calls()[0])
+        assert check.compare(check.expected()[0], actual), (check.name, actual)
 
 
 # ---- the solution passes everything, in the sandbox and in the notebook -----------------------
+
+
+def test_submission_runs_without_problems(submission_report: SubmissionReport) -> None:
+    assert_graded_without_problems(submission_report, EXERCISE)
+
+
+@pytest.mark.parametrize("name", check_names(EXERCISE))
+def test_submission_passes(submission_report: SubmissionReport, name: str) -> None:
+    assert_check_passed(submission_report, name)
 
 
 def test_solution_passes_every_check_in_the_sandbox(reports: dict) -> None:
@@ -297,14 +308,14 @@ def test_release_scores_zero_in_the_notebook_and_in_the_sandbox(reports: dict) -
 
 def test_f_linear_in_linear_scores_zero_for_linear(reports: dict) -> None:
     report = reports["F.linear in Linear"]
-    assert scores_by_task(report) == {"Linear": 0, "linear_backward": 7}
+    assert scores_by_task(report) == {"Linear": 0, "linear_backward": 8}
     assert_not_allowed(report, "Linear", "uses torch.nn.functional.linear")
 
 
 def test_backward_in_linear_backward_scores_zero_for_it(reports: dict) -> None:
     # .backward() on a tensor cannot be seen in the text; the sandbox's tripwire sees the call.
     report = reports[".backward() in linear_backward"]
-    assert scores_by_task(report) == {"Linear": 12, "linear_backward": 0}
+    assert scores_by_task(report) == {"Linear": 13, "linear_backward": 0}
     assert_not_allowed(report, "linear_backward", "called torch.Tensor.backward")
     for result in report.results:
         if result.task == "linear_backward":
@@ -438,9 +449,9 @@ def test_mistakes_lose_the_same_points_in_the_sandbox(reports: dict, solution_na
 def test_visible_failure_shows_expected_and_got_as_torch_prints_them(solution_namespace: dict) -> None:
     namespace = with_answer(solution_namespace, WRONG["bias created even with bias=False"][0])
     message = judged(EXERCISE, "Linear without bias computes x Wᵀ", namespace).message
-    assert message.startswith("Called Linear(4, 2, bias=False) with weight")
-    expected = "tensor([0.5000, 0.2000]); tensor([[ 0.5000, 0.2000], [-0.1500, -0.6500], [ 0.4000, 0.2000]])"
-    assert f"\n  expected {expected}\n" in message
+    assert message.startswith("Called Linear(4, 2, bias=False), with weight = tensor([[0.4, -0.2, 0.6, 0.1], "
+                              "[-0.2, 0.3, 0.4, -0.1]]), on x = tensor([0.5, 1.0, 0.5, 2.0]):")
+    assert "\n  expected tensor([0.5000, 0.2000])\n" in message
     assert "\n  got      tensor([" in message
 
 
@@ -459,7 +470,7 @@ def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict)
     )
     assert not result.passed
     assert result.message == (
-        "Called Linear(8, 6, bias=False) with a random weight on a random x of shape (3, 4, 8): "
+        "Called Linear(8, 6, bias=False), with weight = <a (6, 8) tensor>, on x = <a (3, 4, 8) tensor>: "
         "the result differs from the reference."
     )
     assert "tensor(" not in format_report([result], EXERCISE)
@@ -468,13 +479,14 @@ def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict)
 def test_wrong_return_types_get_clear_messages() -> None:
     namespace: dict = {"linear_backward": lambda x, weight, grad_output: (x, weight)}
     (first, *_) = run_checks(namespace, EXERCISE, "linear_backward")
-    assert "linear_backward should return three tensors (grad_x, grad_weight, grad_bias), got tuple" in first.message
+    assert "linear_backward should return 3 tensors (grad_x, grad_weight, grad_bias), got tuple" in first.message
     namespace = {"linear_backward": lambda x, weight, grad_output: ([0.0], weight, grad_output)}
     (first, *_) = run_checks(namespace, EXERCISE, "linear_backward")
     assert "grad_x should be a torch.Tensor, got list [0.0]" in first.message
     namespace = {"Linear": lambda in_features, out_features, bias=True: "layer"}
     (first, *_) = run_checks(namespace, EXERCISE, "Linear")
-    assert "Linear(4, 2) should be a torch.nn.Module (write `class Linear(nn.Module)`), got str" in first.message
+    assert first.message == ("Called Linear(4, 2), then its named_parameters(): Linear should be a torch.nn.Module "
+                             "(write `class Linear(nn.Module)`), got str.")
 
 
 # ---- correct code written another way passes: the checks test behaviour, not the solution's text --

@@ -23,16 +23,19 @@ from exercise_testing import assert_only_setup_and_answer_cells_are_graded, asse
 from exercise_testing import assert_check_passed, assert_full_marks_in_the_notebook, assert_release_scores_zero
 from exercise_testing import assert_fails_naming
 
-from course_lib.grading import SubmissionReport, checks_for, compare, grade_submission, run_checks
-from course_lib.grading.compare import tensor_plain, tensors_close
-from course_lib.grading.exercises import attention_calls
-from course_lib.grading.exercises.attention import only_later_positions_change
+from grading import SubmissionReport, checks_for, compare, grade_submission, run_checks
+from grading.checks import built
+from grading.compare import tensors_close
+from grading.exercises import attention_calls
+from grading.exercises.attention import only_later_positions_change
+from grading.grader import _learner_side_modules
+from grading.learner_side import returns_tensor
 
 EXERCISE = "03_attention"
 SOLUTION, RELEASE = notebooks(EXERCISE, "attention.ipynb")
-TASK_POINTS = {"scaled_dot_product_attention": 8, "causal_mask": 3, "MultiHeadSelfAttention": 8}
+TASK_POINTS = {"scaled_dot_product_attention": 9, "causal_mask": 3, "MultiHeadSelfAttention": 8}
 TASKS = list(TASK_POINTS)
-TOTAL = 19
+TOTAL = 20
 F_SDPA = "torch.nn.functional.scaled_dot_product_attention"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -52,7 +55,7 @@ def test_inputs_and_references_are_plain_data() -> None:
 def test_adapters_import_only_the_standard_library_and_torch() -> None:
     # attention_calls.py is copied into the sandbox, where course_lib cannot be imported.
     assert top_level_imports(Path(attention_calls.__file__)) <= STANDARD_LIBRARY | {"torch"}
-    assert {check.call.__module__ for check in checks_for(EXERCISE)} == {attention_calls.__name__}
+    assert _learner_side_modules(checks_for(EXERCISE)) == {attention_calls.__name__, "grading.learner_side"}
 
 
 @pytest.mark.parametrize("module", [compare, attention_calls])
@@ -68,6 +71,10 @@ def test_a_float64_result_fails_and_says_so(solution_namespace: dict) -> None:
     assert result.message.endswith("got      tensor([[0.7553, 0.3348], [0.8827, 0.1332]], dtype=torch.float64)")
 
 
+def plain(tensor: torch.Tensor) -> dict:
+    return returns_tensor(tensor, "course_lib")
+
+
 def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
     assert_check_cells_are_worth_their_task_points(SOLUTION, EXERCISE, TASK_POINTS, TOTAL)
 
@@ -81,15 +88,11 @@ def test_hidden_references_agree_with_the_course_library() -> None:
     from course_lib import attention
 
     for check in checks_for(EXERCISE, "scaled_dot_product_attention"):
-        arguments = check.arguments()
-        ours = []
-        for case in arguments["cases"]:
-            q, k, v = (torch.tensor(case[name]) for name in "qkv")
-            mask = None if case["mask"] is None else torch.tensor(case["mask"])
-            ours.append(tensor_plain(attention.scaled_dot_product_attention(q, k, v, mask)))
-        assert tensors_close(check.reference(**arguments), ours), check.name
-    assert check_named(EXERCISE, "causal_mask of longer sequences").reference(sizes=[5, 16]) == [
-        tensor_plain(attention.causal_mask(T)) for T in (5, 16)
+        ours = [plain(attention.scaled_dot_product_attention(*built(each.args), built(each.kwargs).get("mask")))
+                for each in check.calls]
+        assert tensors_close(check.expected(), ours), check.name
+    assert check_named(EXERCISE, "causal_mask of longer sequences").expected() == [
+        plain(attention.causal_mask(T)) for T in (5, 16)
     ]
 
 
@@ -247,8 +250,8 @@ def test_a_mistake_graded_in_the_sandbox(notebook_with) -> None:
 def test_visible_failure_shows_expected_and_got(solution_namespace: dict) -> None:
     namespace = with_answer(solution_namespace, WRONG["scores divided by d_k"][0]["scaled_dot_product_attention"])
     assert judged(EXERCISE, "attention divides the scores by sqrt(d_k)", namespace).message == (
-        "Called scaled_dot_product_attention(q, k, v) with q = k = [[2., 0., 0., 0.], [0., 0., 0., 0.]], "
-        "v = [[1., 0.], [0., 1.]] (d_k = 4):\n"
+        "Called scaled_dot_product_attention(tensor([[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]), "
+        "tensor([[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]), tensor([[1.0, 0.0], [0.0, 1.0]])):\n"
         "  expected tensor([[0.8808, 0.1192], [0.5000, 0.5000]])\n"
         "  got      tensor([[0.7311, 0.2689], [0.5000, 0.5000]])"
     )
@@ -273,10 +276,9 @@ def test_future_check_needs_the_later_positions_to_move() -> None:
     # An output that ignores the other positions (here: x itself) hides nothing from the future,
     # but it does not attend either: only the changed position moves, so the check fails.
     check = check_named(EXERCISE, "MultiHeadSelfAttention takes no information from later positions")
-    arguments = check.arguments()
-    expected = check.reference(**arguments)
+    (expected,) = check.expected()
     assert only_later_positions_change(expected, expected)
-    identity = [tensor_plain(torch.tensor(case["x"])) for case in arguments["cases"]]
+    identity = [plain(x) for x in built(check.calls[0].then["x"])]
     assert not only_later_positions_change(expected, identity)
     assert not only_later_positions_change(expected, [{"shape": [1], "dtype": "float32", "values": "x"}] * 2)
 
@@ -285,8 +287,8 @@ def test_hidden_failure_never_shows_the_expected_value(notebook_with) -> None:
     results = grade_in_process(notebook_with(WRONG["no out_proj"][0], base=SOLUTION), EXERCISE)
     (result,) = [r for r in results if r.name == "MultiHeadSelfAttention matches nn.MultiheadAttention with the same weights"]
     assert result.message == (
-        "Called MultiHeadSelfAttention(12, 3) with random weights on a random x (2, 5, 12): "
-        "the result differs from the reference."
+        "Called MultiHeadSelfAttention(12, 3), with its projections' weights set to <random weights>, "
+        "on x = <a (2, 5, 12) tensor>: the result differs from the reference."
     )
 
 
@@ -295,7 +297,7 @@ def test_missing_projection_gets_a_clear_message(solution_namespace: dict) -> No
     namespace = with_answer(solution_namespace, without_out_proj + MHA_CORRECT_SPLIT + "        return x\n")
     results = run_checks(namespace, EXERCISE, "MultiHeadSelfAttention")
     assert "MultiHeadSelfAttention has no attribute `out_proj`: create it in __init__" in results[0].message
-    assert "MultiHeadSelfAttention(4, 2) has no attribute `out_proj`" in results[1].message
+    assert "MultiHeadSelfAttention has no tensor out_proj.weight: make out_proj an nn.Linear(d_model, d_model)" in results[1].message
 
 
 # ---- torch's own attention is not allowed ---------------------------------------------------
@@ -310,11 +312,10 @@ def test_torch_attention_costs_its_task_in_the_sandbox(notebook_with) -> None:
     by_task = {task: [r for r in report.results if r.task == task] for task in TASKS}
     assert all(r.score == 0 for r in by_task["scaled_dot_product_attention"])
     assert all(F_SDPA in r.message and r.message.startswith("Not allowed") for r in by_task["scaled_dot_product_attention"])
-    # The module attends through that function, so every check that runs it scores 0 too; only
-    # the shapes of its projections (and causal_mask) are the learner's own work.
-    structure, *runs = by_task["MultiHeadSelfAttention"]
-    assert structure.passed and all(r.score == 0 and F_SDPA in r.message for r in runs)
-    assert report.score == 3 + 1
+    # The module attends through the learner's own scaled_dot_product_attention: the forbidden
+    # call is that function's, so it costs that task and nothing else.
+    assert all(r.passed for r in by_task["MultiHeadSelfAttention"] + by_task["causal_mask"])
+    assert report.score == 3 + 8
 
 
 def test_hidden_call_to_torch_attention_is_caught_while_it_runs(solution_namespace: dict) -> None:

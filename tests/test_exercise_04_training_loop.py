@@ -25,16 +25,19 @@ from exercise_testing import assert_only_setup_and_answer_cells_are_graded, asse
 from exercise_testing import assert_check_passed, assert_full_marks_in_the_notebook, assert_release_scores_zero
 from exercise_testing import assert_fails_naming
 
-from course_lib.grading import SubmissionReport, checks_for, grade_submission, run_checks
-from course_lib.grading.checks import format_report, to_plain
-from course_lib.grading.compare import tensors_close
-from course_lib.grading.exercises import training_loop_calls
-from course_lib.grading.exercises.training_loop import EXTREME, HAND_BATCHES, LEARNED
+from grading import SubmissionReport, checks_for, grade_submission, run_checks
+from grading.checks import built
+from grading.compare import tensors_close
+from grading.exercises import training_loop_calls
+from grading.exercises.training_loop import HAND_BATCHES, LEARNED
+from grading.grader import _learner_side_modules
+from grading.in_process import format_report
+from grading.learner_side import returns_tensor
 
 EXERCISE = "04_training_loop"
 SOLUTION, RELEASE = notebooks(EXERCISE, "training_loop.ipynb")
-TASK_POINTS = {"cross_entropy": 6, "get_batch": 6, "train": 6}
-TOTAL = 18
+TASK_POINTS = {"cross_entropy": 7, "get_batch": 7, "train": 7}
+TOTAL = 21
 
 
 # ---- the check definitions ------------------------------------------------------------------
@@ -47,7 +50,7 @@ def test_checks_are_well_formed() -> None:
 def test_adapters_import_only_the_standard_library_and_torch() -> None:
     # training_loop_calls.py is copied into the sandbox, where course_lib cannot be imported.
     assert top_level_imports(Path(training_loop_calls.__file__)) <= STANDARD_LIBRARY | {"torch"}
-    assert {check.call.__module__ for check in checks_for(EXERCISE)} == {training_loop_calls.__name__}
+    assert _learner_side_modules(checks_for(EXERCISE)) == {training_loop_calls.__name__, "grading.learner_side"}
 
 
 def test_adapter_docstring_examples_run() -> None:
@@ -71,29 +74,27 @@ def test_hand_made_references_are_the_notebooks_numbers() -> None:
     # The worked examples of the notebook's text, by hand: -log(e^2 / (e^2 + e + e^0.1)), the mean
     # with log 3, the log-sum-exp example, and the windows starting at [4, 3, 0, 2].
     one = -math.log(math.exp(2) / (math.exp(2) + math.exp(1) + math.exp(0.1)))
-    (loss,) = check_named(EXERCISE, "cross_entropy of one position is -log p(target)").reference(
-        cases=[{"logits": [[2.0, 1.0, 0.1]], "targets": [0]}])
+    (loss,) = check_named(EXERCISE, "cross_entropy of one position is -log p(target)").expected()
     assert loss["shape"] == [] and loss["values"] == pytest.approx(one, rel=1e-6) and round(one, 4) == 0.4170
-    (mean,) = check_named(EXERCISE, "cross_entropy is the mean over positions").reference(
-        cases=[{"logits": [[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]], "targets": [0, 2]}])
+    (mean,) = check_named(EXERCISE, "cross_entropy is the mean over positions").expected()
     assert mean["values"] == pytest.approx((one + math.log(3)) / 2, rel=1e-6)
-    (extreme,) = check_named(EXERCISE, "cross_entropy is finite for logits of ±1e4").reference(cases=[EXTREME])
+    (extreme,) = check_named(EXERCISE, "cross_entropy is finite for logits of ±1e4").expected()
     assert extreme["values"] == 5000.0
     draw = check_named(EXERCISE, "get_batch draws its starts with torch.randint(0, len(data) - block_size, ...)")
-    [[x, y]] = draw.reference(**draw.arguments())
+    [[[x, y]]] = draw.expected()
     assert x["values"] == [[14, 15, 16], [13, 14, 15], [10, 11, 12], [12, 13, 14]]
     assert y["values"] == [[v + 1 for v in row] for row in x["values"]] and x["dtype"] == "int64"
 
 
 def test_reachability_check_expects_every_valid_start() -> None:
     check = check_named(EXERCISE, "get_batch reaches every valid start, the last one included, and no other")
-    arguments = check.arguments()
-    assert check.reference(**arguments) == list(range(arguments["size"] - arguments["block_size"]))
+    (data, _, block_size), = (check.calls[0].args,)
+    assert check.expected() == [list(range(len(data) - block_size))]
 
 
 def test_reference_loop_learns_the_pattern() -> None:
     check = check_named(EXERCISE, "train lowers a tiny model's loss over 50 steps")
-    losses = check.reference(**check.arguments())["losses"]
+    losses = check.expected()[0]["losses"]
     assert len(losses) == 50 and sum(losses[-5:]) / 5 < 0.1 * losses[0] < (1 - LEARNED) * losses[0]
 
 
@@ -102,20 +103,17 @@ def test_references_agree_with_the_course_library() -> None:
     from course_lib import training
 
     for check in checks_for(EXERCISE, "cross_entropy")[:5]:
-        arguments = check.arguments()
-        cases = arguments["cases"]
-        ours = [training.cross_entropy(torch.tensor(c["logits"]), torch.tensor(c["targets"])) for c in cases]
-        assert tensors_close(check.reference(**arguments), [to_plain(_plain(loss)) for loss in ours]), check.name
+        ours = [_plain(training.cross_entropy(*built(each.args))) for each in check.calls]
+        assert tensors_close(check.expected(), ours), check.name
     draw = check_named(EXERCISE, "get_batch on random data, several calls in a row")
-    arguments = draw.arguments()
-    generator = torch.Generator().manual_seed(arguments["seed"])
-    ours = [training.get_batch(torch.tensor(arguments["data"]), arguments["batch_size"], arguments["block_size"],
-                               generator=generator) for _ in range(arguments["calls"])]
-    assert draw.reference(**arguments) == [[_plain(x), _plain(y)] for x, y in ours]
+    (data, batch_size, block_size), then = draw.calls[0].args, draw.calls[0].then
+    generator = torch.Generator().manual_seed(then["seed"])
+    ours = [training.get_batch(data, batch_size, block_size, generator=generator) for _ in range(then["calls"])]
+    assert draw.expected() == [[[_plain(x), _plain(y)] for x, y in ours]]
 
 
 def _plain(tensor: torch.Tensor) -> dict:
-    return {"shape": list(tensor.shape), "dtype": str(tensor.dtype).removeprefix("torch."), "values": tensor.tolist()}
+    return returns_tensor(tensor, "course_lib")
 
 
 # ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
@@ -289,7 +287,7 @@ def test_comparisons_never_raise_on_tampered_values() -> None:
     garbage = [None, 1, "x", [], [[not_ids, not_ids]], [[not_ids]], {"losses": ["x"]},
                {"losses": None, "parameters": 3}, {"parameters": {"embedding": [1]}}]
     for check in checks_for(EXERCISE):
-        expected = check.reference(**check.arguments())
+        expected = check.expected()[0]
         for value in garbage:
             assert check.compare(expected, value) is False, (check.name, value)
 
@@ -315,7 +313,7 @@ def test_torch_loss_and_a_mistake_graded_in_the_sandbox(notebook_with) -> None:
 def test_visible_failures_show_expected_and_got(solution_namespace: dict) -> None:
     namespace = with_answer(solution_namespace, WRONG["sum instead of mean"][0]["cross_entropy"])
     assert judged(EXERCISE, "cross_entropy is the mean over positions", namespace).message == (
-        "Called cross_entropy(logits, targets) with logits = [[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]], targets = [0, 2]:\n"
+        "Called cross_entropy(tensor([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]]), tensor([0, 2])):\n"
         "  expected tensor(0.7578)\n"
         "  got      tensor(1.5156)"
     )
@@ -334,25 +332,25 @@ def test_overflow_is_explained(solution_namespace: dict) -> None:
 def test_returned_tensors_are_named(solution_namespace: dict) -> None:
     namespace = with_answer(solution_namespace, WRONG["train returns the loss tensors"][0]["train"])
     message = judged(EXERCISE, "train returns a list with one Python float per batch", namespace).message
-    assert "expected {'type': 'list', 'items': ['float', 'float', 'float']}" in message
-    assert "got      {'type': 'list', 'items': ['Tensor', 'Tensor', 'Tensor']}" in message
+    assert message.endswith("train should return a list of Python floats (use `loss.item()`), got tensor(2.7503, "
+                            "grad_fn=<NllLossBackward0>).")
 
 
 def test_hidden_failure_never_shows_the_expected_value(solution_namespace: dict) -> None:
     namespace = with_answer(solution_namespace, WRONG["train without zero_grad"][0]["train"])
     assert judged(EXERCISE, "train leaves the model trained as the reference loop does", namespace).message == (
-        "Called train(TinyLM(7, 5, seed=2), SGD(lr=0.5), 6 random batches (4, 6)), then the model's parameters: "
-        "the result differs from the reference."
+        "Called train(model, optimizer, batches), with model = TinyLM(7, 5, seed=2), optimizer = SGD(lr=0.5), "
+        "batches = <6 random batches (4, 6)>: the result differs from the reference."
     )
 
 
 def test_train_accepts_a_generator_of_batches(solution_namespace: dict) -> None:
     # The notebook's demo feeds train from a generator expression: one step per batch drawn.
-    from course_lib.grading.exercises.training_loop_calls import TinyLM
+    from grading.exercises.training_loop_calls import TinyLM
 
     model = TinyLM(5, 4, seed=0)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    batches = ((torch.tensor(x), torch.tensor(y)) for x, y in HAND_BATCHES)
+    batches = ((torch.tensor(x), torch.tensor(y)) for x, y in HAND_BATCHES.value)
     losses = solution_namespace["train"](model, optimizer, batches)
     assert [round(loss, 4) for loss in losses] == [2.7503, 1.5125, 1.3710]
 

@@ -74,3 +74,23 @@ def test_release_is_generated_from_solution(assignment: str, tmp_path: Path) -> 
             f"exercises/{notebook} differs from what nbgrader generates from solutions/: run "
             f"`nbgrader generate_assignment {assignment} --force` from the repository root"
         )
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_run_all_on_the_untouched_release_reaches_every_check_cell(assignment: str) -> None:
+    # A learner who opens the notebook and clicks "Run All" before writing anything: each Try it
+    # cell that calls an unwritten function raises (it is tagged raises-exception, as Jupyter asks),
+    # and the run goes on, so every check cell reports its task at 0 instead of never running.
+    import nbformat
+    from nbclient import NotebookClient
+
+    (path,) = (REPO / "exercises" / assignment).glob("*.ipynb")
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    checks = [cell for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("grade")]
+    assert checks
+    for cell in checks:
+        printed = "".join(output.get("text", "") for output in cell.outputs if output.output_type == "stream")
+        assert f"{assignment} · " in printed and ": 0 / " in printed, printed
+    raised = [cell for cell in notebook.cells if any(o.output_type == "error" for o in cell.get("outputs", []))]
+    assert raised and all("raises-exception" in cell.metadata.get("tags", []) for cell in raised)

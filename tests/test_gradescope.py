@@ -4,7 +4,7 @@ from the zip, submission/ with the upload, results/), writes the results file Gr
 
 References: Gradescope's autograder specification (setup.sh and run_autograder at the zip's root;
 /autograder/results/results.json with score and tests); the scores are the points the notebook's
-check cells state (22 for the solution, 0 for the unedited release).
+check cells state (26 for the solution, 0 for the unedited release).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from submission_notebooks import RELEASE, SOLUTION
 
-from course_lib.grading.gradescope import build_zip, choose_notebook
+from grading.batch import choose_notebook
+from grading.gradescope import build_zip
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,7 +33,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             sys.executable,
             "-m",
-            "course_lib.grading",
+            "grading",
             "gradescope-zip",
             "01_bpe",
             "--out",
@@ -75,7 +76,7 @@ def test_zip_has_the_scripts_the_grader_and_no_answers(archive: Path) -> None:
         modes = {info.filename: info.external_attr >> 16 for info in zipped.infolist()}
         config = json.loads(zipped.read("assignment.json"))
     assert archive.name == "gradescope-01_bpe.zip"
-    for required in ["setup.sh", "run_autograder", "requirements.txt", "pyproject.toml", "course_lib/grading/cli.py"]:
+    for required in ["setup.sh", "run_autograder", "requirements.txt", "pyproject.toml", "grading/cli.py"]:
         assert required in names
     assert modes["setup.sh"] & stat.S_IXUSR and modes["run_autograder"] & stat.S_IXUSR
     assert config == {"assignment": "01_bpe", "notebooks": ["bpe.ipynb"]}
@@ -95,7 +96,7 @@ def test_the_same_zip_twice(archive: Path, tmp_path: Path) -> None:
 
 def test_solution_scores_full_marks_on_gradescope(archive: Path, tmp_path: Path) -> None:
     results = autograder(archive, tmp_path, {"bpe.ipynb": SOLUTION})
-    assert results["score"] == 22
+    assert results["score"] == 26
     assert [test["status"] for test in results["tests"]] == ["passed"] * len(results["tests"])
     assert "Isolation:" in results["output"]
 
@@ -103,20 +104,25 @@ def test_solution_scores_full_marks_on_gradescope(archive: Path, tmp_path: Path)
 def test_release_scores_0_on_gradescope(archive: Path, tmp_path: Path) -> None:
     results = autograder(archive, tmp_path, {"bpe (1).ipynb": RELEASE})
     assert results["score"] == 0
-    assert sum(test["max_score"] for test in results["tests"]) == 22
+    assert sum(test["max_score"] for test in results["tests"]) == 26
     assert {test["visibility"] for test in results["tests"]} == {"visible", "after_published"}
 
 
 def test_an_upload_without_a_notebook_scores_0_and_says_what_to_upload(archive: Path, tmp_path: Path) -> None:
     results = autograder(archive, tmp_path, {"bpe.py": REPO / "course_lib" / "__init__.py"})
     assert results["score"] == 0
-    assert "No notebook (.ipynb) found in your submission: upload your bpe.ipynb" in results["output"]
+    assert "no notebook (.ipynb) found in your submission: upload your bpe.ipynb" in results["output"]
 
 
 def test_choose_notebook_prefers_the_released_name(tmp_path: Path) -> None:
-    for name in ["notes.ipynb", "bpe.ipynb", "bpe (1).ipynb"]:
-        (tmp_path / name).write_text("{}")
-    assert choose_notebook(tmp_path, ["bpe.ipynb"]).name == "bpe.ipynb"
-    (tmp_path / "bpe.ipynb").unlink()
-    assert choose_notebook(tmp_path, ["bpe.ipynb"]).name == "bpe (1).ipynb"
-    assert choose_notebook(tmp_path / "missing", ["bpe.ipynb"]) is None
+    paths = [tmp_path / name for name in ["bpe (1).ipynb", "bpe.ipynb", "notes.ipynb"]]
+    chosen, extra = choose_notebook(paths, "bpe.ipynb")
+    assert chosen.name == "bpe.ipynb" and [path.name for path in extra] == ["bpe (1).ipynb", "notes.ipynb"]
+    chosen, extra = choose_notebook([paths[0], paths[2]], "bpe.ipynb")
+    assert chosen.name == "bpe (1).ipynb" and [path.name for path in extra] == ["notes.ipynb"]
+
+
+def test_extra_notebooks_of_an_upload_are_reported_not_graded(archive: Path, tmp_path: Path) -> None:
+    results = autograder(archive, tmp_path, {"bpe.ipynb": SOLUTION, "bpe (1).ipynb": RELEASE})
+    assert results["score"] == 26
+    assert "Other notebooks in your folder were not graded: bpe (1).ipynb" in results["output"]

@@ -1,9 +1,9 @@
-"""The batch grader's command line, `python -m course_lib.grading grade`, run as a learner's
+"""The batch grader's command line, `python -m grading grade`, run as a learner's
 instructor runs it: exit codes, the Gradescope results.json of each submission, grades.csv,
 JSON lines, parallel grading, and a batch that holds hostile and broken notebooks.
 
-References: the expected scores are the points the notebook's check cells state (3, 4, 6, 5, 4;
-22 in all) for the tasks each made-up submission solves; Gradescope's results format is
+References: the expected scores are the points the notebook's check cells state (3, 5, 7, 6, 5;
+26 in all) for the tasks each made-up submission solves; Gradescope's results format is
 https://gradescope-autograders.readthedocs.io/en/latest/specs/ (score, execution_time, output,
 tests with name, score, max_score, status, output, visibility).
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from submission_notebooks import (
     ALL,
+    BPE,
     ENCODE_IGNORING_MERGES,
     RELEASE,
     SOLUTION,
@@ -30,18 +31,21 @@ from submission_notebooks import (
     write_submission,
 )
 
-from course_lib.grading import cli, results
+from grading import batch as batches
+from grading import results
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_FIELDS = {"name", "score", "max_score", "status", "output", "visibility"}
-# 18 of 22: every task but encode, of which only the check without merges passes.
-PARTIAL_SCORE = points_of(ALL - {"encode"}) + 1
+# 22 of 26: every task but encode, of which only the check without merges (and the one of an
+# empty text and one character, where there is nothing to merge) pass.
+PARTIAL_SCORE = points_of(ALL - {"encode"}) + 2
+TOTAL = BPE.max_score
 
 
 def grade(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`python -m course_lib.grading grade ...` in a fresh interpreter, as an instructor runs it."""
+    """`python -m grading grade ...` in a fresh interpreter, as an instructor runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "course_lib.grading", "grade", *args],
+        [sys.executable, "-m", "grading", "grade", *args],
         check=False,
         capture_output=True,
         text=True,
@@ -109,7 +113,7 @@ def test_graded_batch_exits_0_even_when_every_score_is_0(tmp_path: Path) -> None
     # The table: a header with the tasks, the row of the submission, the total.
     header, row = done.stdout.splitlines()[:2]
     assert header.split() == ["submission", *TASK_POINTS, "score"]
-    assert row.split() == ["bpe", *(f"0/{points}" for points in TASK_POINTS.values()), "0/22"]
+    assert row.split() == ["bpe", *(f"0/{points}" for points in TASK_POINTS.values()), f"0/{TOTAL}"]
 
 
 def test_batch_exits_0(batch: dict) -> None:
@@ -132,7 +136,7 @@ def test_results_json_follows_gradescopes_format(batch: dict) -> None:
             assert test["status"] == ("passed" if test["score"] == test["max_score"] else "failed")
             assert 0 <= test["score"] <= test["max_score"] and isinstance(test["output"], str)
         assert data["score"] == sum(test["score"] for test in data["tests"])
-        assert sum(test["max_score"] for test in data["tests"]) == 22
+        assert sum(test["max_score"] for test in data["tests"]) == TOTAL
         assert {test["visibility"] for test in data["tests"]} == {"visible", "after_published"}
 
 
@@ -140,15 +144,15 @@ def test_scores_of_the_batch(batch: dict) -> None:
     scores = {
         sid: results_of(batch["out"], sid)["score"] for sid in ["solved", "release", "partial", "exits", "malformed"]
     }
-    assert scores == {"solved": 22, "release": 0, "partial": PARTIAL_SCORE, "exits": 0, "malformed": 0}
+    assert scores == {"solved": TOTAL, "release": 0, "partial": PARTIAL_SCORE, "exits": 0, "malformed": 0}
 
 
 def test_hostile_submissions_harm_only_themselves(batch: dict) -> None:
-    # A decode that never returns costs decode's 4 points and nothing else, in its own submission.
+    # A decode that never returns costs decode's points and nothing else, in its own submission.
     loops = results_of(batch["out"], "loops")
-    assert loops["score"] == 22 - TASK_POINTS["decode"]
+    assert loops["score"] == TOTAL - TASK_POINTS["decode"]
     assert all(test["status"] == "failed" for test in loops["tests"] if test["name"].startswith("decode"))
-    assert results_of(batch["out"], "solved")["score"] == 22  # graded next to both in the same batch
+    assert results_of(batch["out"], "solved")["score"] == TOTAL  # graded next to both in the same batch
 
 
 def test_malformed_notebook_gets_0_and_says_why(batch: dict) -> None:
@@ -183,11 +187,15 @@ def test_grades_csv_has_one_row_per_submission_and_a_column_per_task(batch: dict
     with open(batch["out"] / "grades.csv", newline="", encoding="utf-8") as file:
         rows = {row["student"]: row for row in csv.DictReader(file)}
     assert set(rows) == {"solved", "release", "partial", "loops", "exits", "malformed"}
-    assert list(rows["solved"]) == ["student", "submission", "score", "max_score", *TASK_POINTS]
+    assert list(rows["solved"]) == ["student", "submission", "status", "score", "max_score", *TASK_POINTS]
     assert {task: float(rows["solved"][task]) for task in TASK_POINTS} == TASK_POINTS
-    assert float(rows["partial"]["encode"]) == 1 and float(rows["partial"]["score"]) == PARTIAL_SCORE
+    assert float(rows["partial"]["encode"]) == 2 and float(rows["partial"]["score"]) == PARTIAL_SCORE
+    # An unreadable notebook's 0 is no verdict on its code, and the status column says so.
+    assert {student: row["status"] for student, row in rows.items()} == {
+        "solved": "graded", "release": "graded", "partial": "graded", "loops": "graded", "exits": "crashed",
+        "malformed": "unreadable"}
     for row in rows.values():
-        assert float(row["max_score"]) == 22
+        assert float(row["max_score"]) == TOTAL
         assert sum(float(row[task]) for task in TASK_POINTS) == float(row["score"])
         assert Path(row["submission"]).name == f"{row['student']}.ipynb"
 
@@ -221,23 +229,23 @@ def test_nbgrader_layout_gives_student_ids_and_skips_other_assignments(tmp_path:
         write_submission(submitted / student / "01_bpe" / "bpe.ipynb")
     write_submission(submitted / "alice" / "02_linear" / "linear.ipynb")
     write_submission(submitted / "alice" / "01_bpe" / ".ipynb_checkpoints" / "bpe-checkpoint.ipynb")
-    found = cli.find_submissions("01_bpe", [submitted])
+    found = batches.find_submissions("01_bpe", [submitted])
     assert [(s.id, s.student, s.path.relative_to(submitted).as_posix()) for s in found] == [
         ("alice", "alice", "alice/01_bpe/bpe.ipynb"),
         ("bob", "bob", "bob/01_bpe/bpe.ipynb"),
     ]
     # A notebook given directly in that layout is the student's too.
-    (direct,) = cli.find_submissions("01_bpe", [submitted / "bob" / "01_bpe" / "bpe.ipynb"])
+    (direct,) = batches.find_submissions("01_bpe", [submitted / "bob" / "01_bpe" / "bpe.ipynb"])
     assert (direct.id, direct.student) == ("bob", "bob")
 
 
 def test_ids_outside_nbgrader_layout_come_from_names_then_folders(tmp_path: Path) -> None:
     for path in ["a/alice.ipynb", "a/bob.ipynb", "x/carol/bpe.ipynb", "y/dave/bpe.ipynb"]:
         write_submission(tmp_path / path)
-    found = cli.find_submissions("01_bpe", [tmp_path / "a", tmp_path / "x", tmp_path / "y"])
+    found = batches.find_submissions("01_bpe", [tmp_path / "a", tmp_path / "x", tmp_path / "y"])
     assert [s.id for s in found] == ["alice", "bob", "carol", "dave"]
     assert [s.student for s in found] == [None] * 4
-    assert [s.id for s in cli.find_submissions("01_bpe", [SOLUTION, RELEASE])] == [
+    assert [s.id for s in batches.find_submissions("01_bpe", [SOLUTION, RELEASE])] == [
         "solutions-01_bpe",
         "exercises-01_bpe",
     ]
@@ -268,9 +276,61 @@ def test_a_grader_bug_on_one_submission_scores_it_0_and_says_so(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug in the grader")
 
-    monkeypatch.setattr(cli, "grade_submission", broken)
-    options = cli.GradingOptions("01_bpe", timeout=1.0, use_bubblewrap=None)
-    report = cli.grade_one(options, cli.Submission("ada", RELEASE, "ada"))
-    assert (report.score, report.max_score, report.student) == (0, 22, "ada")
-    assert "The grader failed on this submission (RuntimeError)" in report.problems[0]
+    monkeypatch.setattr(batches, "grade_submission", broken)
+    options = batches.GradingOptions("01_bpe", timeout=1.0, use_bubblewrap=None)
+    report = batches.grade_one(options, batches.Submission("ada", RELEASE, "ada"))
+    assert (report.score, report.max_score, report.student, report.status) == (0, TOTAL, "ada", "grader error")
+    assert "the grader failed on this submission (RuntimeError)" in report.problems[0]
     assert "a bug in the grader" in capsys.readouterr().err  # the instructor sees the cause
+
+
+# ---- what instructors run into ------------------------------------------------------------------
+
+
+def test_extra_notebooks_in_a_students_folder_are_reported_not_graded(tmp_path: Path) -> None:
+    folder = tmp_path / "submitted" / "zed" / "01_bpe"
+    write_submission(folder / "bpe.ipynb", ALL)
+    write_submission(folder / "bpe (1).ipynb")
+    (found,) = batches.find_submissions("01_bpe", [tmp_path / "submitted"])
+    assert (found.id, found.path.name, [path.name for path in found.extra]) == ("zed", "bpe.ipynb", ["bpe (1).ipynb"])
+    done = grade("01_bpe", str(tmp_path / "submitted"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "holds other notebooks, not graded: bpe (1).ipynb" in done.stderr
+    data = results_of(tmp_path / "out", "zed")
+    assert data["score"] == TOTAL and "Other notebooks in your folder were not graded: bpe (1).ipynb" in data["output"]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["grades.csv", "zed"]
+
+
+def test_another_assignments_notebooks_are_graded_with_a_warning(tmp_path: Path) -> None:
+    write_submission(tmp_path / "submitted" / "ada" / "01_bpe" / "bpe.ipynb", ALL)
+    done = grade("02_linear", str(tmp_path / "submitted"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "holds submissions of 01_bpe, not of 02_linear" in done.stderr
+    assert "looks like one of 01_bpe" in done.stderr
+    with open(tmp_path / "out" / "grades.csv", newline="", encoding="utf-8") as file:
+        (row,) = csv.DictReader(file)
+    assert (row["status"], float(row["score"])) == ("wrong assignment", 0)
+    assert "looks like one of 01_bpe" in results_of(tmp_path / "out", "bpe")["output"]
+
+
+def test_verbose_table_prints_the_failed_checks_messages(tmp_path: Path) -> None:
+    notebook = write_submission(tmp_path / "ada.ipynb", ALL, {"encode": ENCODE_IGNORING_MERGES})
+    quiet, verbose = grade("01_bpe", str(notebook)), grade("01_bpe", str(notebook), "-v")
+    assert "Called encode(" not in quiet.stdout
+    assert "ada: FAIL encode applies the earliest learned merge first (0/1)" in verbose.stdout
+    assert "    Called encode('abc', [(98, 99), (97, 98)]):" in verbose.stdout
+    assert "[hidden]" not in verbose.stdout and "the result differs from the reference" in verbose.stdout
+
+
+def test_a_grader_without_its_downloads_stops_and_says_what_to_set(tmp_path: Path) -> None:
+    # No Tiny Shakespeare, no tiktoken cache and no way out (a proxy that refuses): no learner may
+    # score 0 for the grader's missing file.
+    env = {**os.environ, "COURSE_LIB_DATA": str(tmp_path), "COURSE_LIB_CACHE": str(tmp_path / "cache"),
+           "TIKTOKEN_CACHE_DIR": str(tmp_path / "tiktoken"), "https_proxy": "http://127.0.0.1:9",
+           "HTTPS_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-m", "grading", "grade", "01_bpe", str(SOLUTION), "--out", str(tmp_path / "out")],
+                          check=False, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "the grader cannot compute its expected values, so nothing was graded" in done.stderr
+    assert "COURSE_LIB_DATA" in done.stderr and "TIKTOKEN_CACHE_DIR" in done.stderr
+    assert not (tmp_path / "out").exists()

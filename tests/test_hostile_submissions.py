@@ -1,7 +1,7 @@
 """Hostile submissions gain nothing they did not earn, and the grader comes out unharmed.
 
 Each attack is the solution notebook with one answer cell replaced: the other tasks are honest,
-so the test knows exactly what the submission earned (22 points minus the attacked task's, or
+so the test knows exactly what the submission earned (26 points minus the attacked task's, or
 less when other tasks call the attacked function). Small time limits keep the file quick.
 The attacks that need the sandbox's own filesystem view or process limit run with bubblewrap
 (installed here and in CI); the report says when a run had to fall back to rlimits only.
@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.grading import grade_submission
-from course_lib.grading.checks import NOT_ALLOWED
-from course_lib.grading.learner_side import RESULT_MARKER
-from course_lib.grading.sandbox import GiB, Limits, bubblewrap_problem
+from grading import grade_submission
+from grading.checks import NOT_ALLOWED
+from grading.learner_side import RESULT_MARKER
+from grading.sandbox import GiB, Limits, bubblewrap_problem
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTION = REPO / "solutions" / "01_bpe" / "bpe.ipynb"
-POINTS = {"get_pair_counts": 3, "merge": 4, "train_bpe": 6, "encode": 5, "decode": 4}
+POINTS = {"get_pair_counts": 3, "merge": 5, "train_bpe": 7, "encode": 6, "decode": 5}
 
 # The solution's decode, for attacks that are honest apart from the attack.
 HONEST_DECODE = """
@@ -96,7 +96,7 @@ def get_pair_counts(ids):
 """
     report = grade_submission("01_bpe", notebook_with({"get_pair_counts": attack}))
     assert task_scores(report)["get_pair_counts"] == 0
-    assert report.score <= 22 - POINTS["get_pair_counts"]
+    assert report.score <= 26 - POINTS["get_pair_counts"]
 
 
 def test_objects_whose_eq_lies_do_not_pass(notebook_with) -> None:
@@ -157,7 +157,7 @@ def get_pair_counts(ids):
     return {}
 """
     report = grade_submission("01_bpe", notebook_with({"get_pair_counts": attack}))
-    assert report.score <= 22 - POINTS["get_pair_counts"]
+    assert report.score <= 26 - POINTS["get_pair_counts"]
     assert task_scores(report)["get_pair_counts"] == 0
 
 
@@ -174,7 +174,7 @@ def test_os_exit_at_import_ends_the_run_with_nothing_graded(notebook_with) -> No
 def test_sys_exit_at_import_is_a_cell_problem_and_the_rest_is_graded(notebook_with) -> None:
     report = grade_submission("01_bpe", notebook_with({"merge": "import sys\nsys.exit(0)\n"}), timeout=1)
     assert report.problems[0] == "answer cell 'merge' (cell 11) raised SystemExit: 0 (line 2)"
-    assert task_scores(report)["merge"] == 0 and task_scores(report)["decode"] == 4
+    assert task_scores(report)["merge"] == 0 and task_scores(report)["decode"] == POINTS["decode"]
 
 
 @pytest.mark.parametrize(
@@ -240,8 +240,8 @@ def test_a_fork_bomb_does_not_stop_another_submission_graded_at_the_same_time(no
         hostile = pool.submit(grade_submission, "01_bpe", bomb, timeout=1)
         time.sleep(0.3)
         honest = pool.submit(grade_submission, "01_bpe", SOLUTION)
-        assert honest.result().score == 22, honest.result().problems
-        assert hostile.result().score <= 18
+        assert honest.result().score == 26, honest.result().problems
+        assert hostile.result().score <= 26 - POINTS["decode"]
 
 
 @pytest.mark.parametrize(
@@ -313,8 +313,8 @@ def test_another_submission_is_not_readable(notebook_with, tmp_path: Path) -> No
 def test_importing_course_lib_scores_zero_for_that_task(notebook_with) -> None:
     plain = "from course_lib.tokenization.pairs import merge\n"
     report = grade_submission("01_bpe", notebook_with({"merge": plain}), timeout=1)
-    assert task_scores(report)["merge"] == 0 and report.score <= 22 - POINTS["merge"]
-    assert all(message.startswith(f"{NOT_ALLOWED}: answer cell 'merge' (cell 11) imports course_lib (line 1)")
+    assert task_scores(report)["merge"] == 0 and report.score <= 26 - POINTS["merge"]
+    assert all(message.startswith(f"{NOT_ALLOWED}: answer cell 'merge' (cell 11) imports course_lib (line 1), the course")
                for message in messages(report, "merge"))
 
 
@@ -322,7 +322,7 @@ def test_importing_course_lib_scores_zero_for_that_task(notebook_with) -> None:
 def test_importing_course_lib_in_disguise_fails_in_the_sandbox(notebook_with, use_bubblewrap) -> None:
     hidden = 'merge = __import__("course" + "_lib.tokenization.pairs", fromlist=["merge"]).merge\n'
     report = grade_submission("01_bpe", notebook_with({"merge": hidden}), timeout=1, use_bubblewrap=use_bubblewrap)
-    assert task_scores(report)["merge"] == 0 and report.score <= 22 - POINTS["merge"]
+    assert task_scores(report)["merge"] == 0 and report.score <= 26 - POINTS["merge"]
     assert report.problems[0] == (
         "answer cell 'merge' (cell 11) raised ModuleNotFoundError: "
         "course_lib is not available while grading: write your own implementation (line 1)"
@@ -345,7 +345,7 @@ for path in ({spelled(target)}, {spelled(submission)}):
     try:
         report = grade_submission("01_bpe", notebook_with(decode_that(body), name="attacker.ipynb"))
         assert report.isolation.startswith("bubblewrap")
-        assert report.score == 22  # the writes failed quietly; the honest decode ran
+        assert report.score == 26  # the writes failed quietly; the honest decode ran
         assert not target.exists()
         assert submission.read_bytes() == before
     finally:
@@ -353,4 +353,4 @@ for path in ({spelled(target)}, {spelled(submission)}):
 
 
 def test_the_grader_still_grades_after_all_this() -> None:
-    assert grade_submission("01_bpe", SOLUTION).score == 22
+    assert grade_submission("01_bpe", SOLUTION).score == 26

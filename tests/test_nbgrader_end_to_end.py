@@ -101,7 +101,7 @@ def test_feedback_html_exists_for_every_student(course: Path, name: str) -> None
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_batch_grader_agrees_with_nbgrader(course: Path, name: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "course_lib.grading", "grade", name, "submitted", "--format", "jsonl", "--jobs", "2"],
+        [sys.executable, "-m", "grading", "grade", name, "submitted", "--format", "jsonl", "--jobs", "2"],
         cwd=course,
         check=False,
         capture_output=True,

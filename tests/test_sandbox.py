@@ -1,4 +1,4 @@
-"""Hostile tests of course_lib.grading.sandbox: each one is something a submission could do.
+"""Hostile tests of grading.sandbox: each one is something a submission could do.
 
 The references are the operating system's own: /proc (which processes exist), a socket this test
 listens on, files this test writes, signal numbers from the `signal` module, byte counts.
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import course_lib
-from course_lib.grading.sandbox import Limits, SandboxResult, bubblewrap_problem, read_json_result, run_sandboxed
+from grading.sandbox import Limits, SandboxResult, bubblewrap_problem, read_json_result, run_sandboxed
 
 REPO = Path(__file__).resolve().parent.parent
 # pytest runs in the course's virtual environment (`make test`), whose python has torch.
@@ -257,8 +257,8 @@ def test_masked_paths_are_empty_and_readable_paths_readable() -> None:
     package = Path(course_lib.__file__).parent
     result = run(f"""
         import os
-        print(os.path.exists({str(package / "__init__.py")!r}), os.listdir({str(package / "grading")!r}))
-    """, readable=[package], masked=[package / "grading"])
+        print(os.path.exists({str(package / "__init__.py")!r}), os.listdir({str(package / "tokenization")!r}))
+    """, readable=[package], masked=[package / "tokenization"])
     assert result.stdout == b"True []\n", result.stderr
 
 

@@ -1,32 +1,28 @@
-"""Tensors as plain data, and how the trusted side compares them (exercises that use torch).
+"""How the trusted side compares tensors that came back as plain data (exercises that use torch).
 
-A tensor cannot cross the sandbox: the learner's side sends it as a dict of plain data, its shape,
-its dtype (without "torch.") and its values as nested lists, which is what `tensor_plain` writes:
+A tensor cannot cross the sandbox: it comes back as {"shape", "dtype", "values"} (what
+learner_side.returns_tensor writes, on both sides: the expected value goes through the same
+conversion). `tensors_close` compares: same shape, same dtype, and values within the tolerances
+below, or exactly equal for booleans and integers; lists and dicts of tensors item by item:
 
-    >>> tensor_plain(torch.tensor([[0.5, 0.25]]))
-    {'shape': [1, 2], 'dtype': 'float32', 'values': [[0.5, 0.25]]}
-
-(The adapters write the same form on the learner's side, e.g. exercises/attention_calls.py.)
-The trusted side builds its references with `tensor_plain` and compares with `tensors_close`:
-same shape, same dtype, and values within the tolerances below, or exactly equal for booleans
-and integers. Lists and dicts of tensors are compared item by item:
-
-    >>> expected = tensor_plain(torch.tensor([1.0, 2.0]))
+    >>> expected = {"shape": [2], "dtype": "float32", "values": [1.0, 2.0]}
     >>> tensors_close(expected, {"shape": [2], "dtype": "float32", "values": [1.0, 2.000001]})
     True
     >>> tensors_close(expected, {"shape": [2], "dtype": "float64", "values": [1.0, 2.0]})
     False
-    >>> show_tensors([expected, tensor_plain(torch.tensor([True]))])
+    >>> show_tensors([expected, {"shape": [1], "dtype": "bool", "values": [True]}])
     'tensor([1., 2.]); tensor([True])'
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
 
-from course_lib.grading.checks import plain_equal
+from grading.checks import Check, plain_equal
 
 # Float tolerances: |actual - expected| <= ATOL + RTOL * |expected|, elementwise. float32 keeps
 # about 7 significant digits; a learner's correct code that adds or multiplies in another order
@@ -34,15 +30,6 @@ from course_lib.grading.checks import plain_equal
 # about 1e-6 relative, while every mistake these checks look for changes values by 1e-2 or more.
 RTOL = 1e-4
 ATOL = 1e-5
-
-
-def tensor_plain(tensor: torch.Tensor) -> dict:
-    """`tensor` as {"shape", "dtype", "values"} (see the module docstring), detached and on the CPU."""
-    return {
-        "shape": list(tensor.shape),
-        "dtype": str(tensor.dtype).removeprefix("torch."),
-        "values": tensor.detach().cpu().tolist(),
-    }
 
 
 def _is_tensor(value: Any) -> bool:
@@ -62,8 +49,8 @@ def _values_close(expected: dict, actual: dict, rtol: float, atol: float) -> boo
 
 
 def tensors_close(expected: Any, actual: Any, rtol: float = RTOL, atol: float = ATOL) -> bool:
-    """True when `actual` (from the learner's side) matches `expected` (a reference built with
-    `tensor_plain`, or lists and dicts of them): tensors by shape, dtype and values within
+    """True when `actual` (from the learner's side) matches `expected` (a plain tensor, or lists
+    and dicts of them): tensors by shape, dtype and values within
     tolerance; anything else exactly (plain_equal). Never raises: `actual` may be any plain data."""
     if _is_tensor(expected):
         return (
@@ -101,3 +88,10 @@ def show_tensors(value: Any) -> str:
     if _is_tensor(value):
         return show_tensor(value)
     return repr(value)
+
+
+def tensor_checks(task: str, reference: Any, show: Callable[[Any], str] = show_tensors) -> Callable[..., Check]:
+    """A maker of `task`'s checks whose calls return tensors, compared with `reference` within the
+    tolerances above: attention = tensor_checks("causal_mask", torch_causal_mask); then
+    attention("causal_mask(3) is lower-triangular", call("causal_mask", 3, returns="tensor"))."""
+    return partial(Check, task, reference=reference, compare=tensors_close, show=show)

@@ -1,8 +1,9 @@
-"""Grading: checks defined once per exercise, run from a notebook's check cells or by a grader.
+"""The course's grader: checks defined once per exercise, run from a notebook's check cells or by a
+batch grader, with the learner's code in a sandbox.
 
     submitted notebook -> notebook.graded_cells (answer and setup cells only)
       -> learner_side (the learner's process: run the cells, call their code, keep plain data)
-      -> checks.judge (the trusted process: compare with course_lib/tiktoken, score, message)
+      -> checks.judge (the trusted process: compare with course_lib/tiktoken/torch, score, message)
 
 `grade_submission` (grader.py) does all of it with the learner's code in a sandboxed process:
 
@@ -11,14 +12,18 @@
 
 In a notebook, a check cell is two lines; its value is the score nbgrader records:
 
-    from course_lib.grading import check_task
+    from grading import check_task
     check_task(globals(), "01_bpe", "merge")
+
+`python -m grading grade ...` grades a batch (cli.py). This package imports course_lib (for the
+references); course_lib never imports it, and learner code graded here can import neither.
 """
 
-from course_lib.grading.checks import Check, Outcome, Result, check_task, judge, run_checks
-from course_lib.grading.exercises import checks_for, forbidden_for, task_points, tasks
-from course_lib.grading.grader import SubmissionReport, grade_submission
-from course_lib.grading.notebook import extract_source, load_namespace
+from grading.checks import Check, Outcome, Result, judge
+from grading.grader import SubmissionReport, grade_submission
+from grading.in_process import check_task, run_checks
+from grading.notebook import extract_source, load_namespace
+from grading.registry import checks_for, forbidden_for, task_points, tasks
 
 __all__ = [
     "Check",

@@ -11,42 +11,44 @@ The steps, and which process does each:
 1. (grader) read the notebook, only reading it; take its setup and answer cells (notebook.py);
    scan their text for course_lib imports, the course's files and forbidden torch functions
    (static_scan.py).
-2. (grader) build every check's inputs as plain data (cached: Tiny Shakespeare, tiktoken).
+2. (grader) build every check's calls as plain data, and its expected values (cached: Tiny
+   Shakespeare, tiktoken, course_lib).
 3. (sandbox) ONE child process for the whole submission runs learner_side.main(): it runs the
-   cells, then every check's adapter under a time limit, and writes one JSON line per check
-   on its stdout, tagged with a random nonce. course_lib is not importable there, and with
+   cells, then every check's calls under a time limit, and writes one JSON line per check on
+   its stdout, tagged with a random nonce. Neither course_lib nor the grader is importable there, and with
    bubblewrap the repository (solutions, tests) and other submissions are not even visible.
 4. (grader) read those lines back as plain data, validate them strictly, compare each with its
    reference, score. A check whose line never came (the child crashed, ran out of time or
    memory, or broke its own output) scores 0 with a message that says what happened.
 
-Nothing a submission does raises here; only misuse (an unknown exercise) does.
+Nothing a submission does raises here; only misuse (an unknown exercise) and a grader that
+cannot compute its expected values (checks.SetupError) do.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import secrets
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from course_lib.grading import learner_side
-from course_lib.grading.checks import SETUP_FAILED, Check, CheckSetupError, Outcome, Result, failed, judge
-from course_lib.grading.exercises import checks_for, forbidden_for, tasks
-from course_lib.grading.notebook import cells_to_run, graded_cells, read_notebook
-from course_lib.grading.sandbox import Limits, SandboxResult, run_sandboxed
-from course_lib.grading.static_scan import scan
+from grading import learner_side
+from grading.checks import Check, Outcome, Result, failed, judge, not_allowed
+from grading.notebook import cells_to_run, graded_cells, read_notebook
+from grading.registry import EXERCISES, checks_for, forbidden_for, tasks
+from grading.sandbox import Limits, SandboxResult, run_sandboxed
+from grading.static_scan import scan
 
 # Seconds the child may spend starting, on top of `timeout` per cell and per check (starting
 # Python takes 0.1 s; importing torch, for the exercises that use it, about 2 s).
 STARTUP_SECONDS = 10.0
 # The package name the learner-side modules get inside the sandbox (course_lib is not there).
 _CHILD_PACKAGE = "grading_child"
-_GRADING_PACKAGE = "course_lib.grading"
+_GRADING_PACKAGE = "grading"
 # The child's script: find the copied modules in its working directory and run the driver.
 # The sandbox starts Python with -I, which ignores PYTHONHASHSEED, so str hashes (and with them
 # the order of a set of str) would change from run to run, and so could a submission's result.
@@ -67,7 +69,9 @@ class SubmissionReport:
     """How one submission did: a Result per check, and what went wrong around them.
 
     problems are notebook-level messages for the learner (malformed JSON, a cell that raised, the
-    grading process crashed); isolation says how the learner's code was confined.
+    grading process crashed); isolation says how the learner's code was confined; status says
+    whether the score is an honest one ("graded") or why not ("unreadable", "crashed", "wrong
+    assignment", "grader error").
     """
 
     submission: str
@@ -77,6 +81,7 @@ class SubmissionReport:
     execution_time: float
     isolation: str
     problems: list[str] = field(default_factory=list)
+    status: str = "graded"
 
     @property
     def score(self) -> float:
@@ -87,17 +92,6 @@ class SubmissionReport:
         return float(sum(result.points for result in self.results))
 
 
-def student_of(path: Path, exercise: str) -> str | None:
-    """The student id in nbgrader's layout .../submitted/<student>/<exercise>/<notebook>, else None.
-
-    student_of(Path("course/submitted/ada/01_bpe/bpe.ipynb"), "01_bpe") -> "ada"
-    """
-    parts = path.parts
-    if len(parts) >= 4 and parts[-4] == "submitted" and parts[-2] == exercise:
-        return parts[-3]
-    return None
-
-
 def _fresh_uid() -> int:
     """A uid for one sandboxed child (used when the grader runs as root with bubblewrap). The
     kernel's process limit counts all processes of a uid, so children graded at the same time
@@ -106,16 +100,27 @@ def _fresh_uid() -> int:
     return 200_000 + secrets.randbelow(100_000)
 
 
+def _learner_side_modules(checks: list[Check]) -> set[str]:
+    """The learner-side modules the checks' calls name (adapters and `returns` conversions), as
+    modules of this package: {"grading.learner_side", "grading.exercises.bpe_calls"}."""
+    names = {learner_side.__name__}
+    for check in checks:
+        for each in check.calls:
+            for dotted in (each.adapter, each.returns["kind"]):
+                if dotted and "." in dotted:
+                    names.add(f"{_GRADING_PACKAGE}.{dotted.rsplit('.', 1)[0]}")
+    return names
+
+
 def _child_files(checks: list[Check]) -> dict[str, str]:
     """The learner-side modules the child needs, as files of the package `grading_child`:
-    learner_side.py and the modules of the checks' adapters (e.g. exercises/bpe_calls.py)."""
-    modules = {learner_side.__name__, *(check.call.__module__ for check in checks)}
+    learner_side.py and the modules the checks' calls name (e.g. exercises/bpe_calls.py)."""
     files = {f"{_CHILD_PACKAGE}/__init__.py": ""}
-    for module in sorted(modules):
+    for module in sorted(_learner_side_modules(checks)):
         relative = module[len(_GRADING_PACKAGE) + 1 :].split(".")
         for depth in range(1, len(relative)):
             files[f"{_CHILD_PACKAGE}/{'/'.join(relative[:depth])}/__init__.py"] = ""
-        source = Path(sys.modules[module].__file__).read_text(encoding="utf-8")
+        source = Path(importlib.import_module(module).__file__).read_text(encoding="utf-8")
         files[f"{_CHILD_PACKAGE}/{'/'.join(relative)}.py"] = source
     return files
 
@@ -163,69 +168,82 @@ def _how_it_ended(run: SandboxResult) -> str:
     return how + (" (it printed too much: its output was cut)" if run.output_truncated else "")
 
 
-def _empty_report(path: Path, student: str | None, exercise: str, checks: list[Check], problem: str,
-                  started: float) -> SubmissionReport:
-    results = [failed(check, f"Not graded: {problem}") for check in checks]
-    return SubmissionReport(str(path), student, exercise, results, time.monotonic() - started, "not run", [problem])
+def ungraded_report(exercise: str, submission: str | Path, problem: str, *, student: str | None = None,
+                    elapsed: float = 0.0, status: str = "unreadable") -> SubmissionReport:
+    """A report scoring 0 on every check, each saying "Not graded: `problem`": for a submission
+    that could not be graded at all (no notebook, an unreadable one, a grader bug)."""
+    results = [failed(check, f"Not graded: {problem}") for check in checks_for(exercise)]
+    return SubmissionReport(str(submission), student, exercise, results, elapsed, "not run", [problem], status)
+
+
+def other_exercise(cells: list, exercise: str) -> str | None:
+    """The exercise whose tasks the notebook's answer cells are, when none is one of `exercise`'s
+    tasks ("01_bpe" for a BPE notebook graded as 02_linear), else None."""
+    answers = {cell.grade_id for cell in cells if cell.kind == "answer"}
+    if not answers or answers & set(tasks(exercise)):
+        return None
+    return next((other for other in EXERCISES if other != exercise and answers & set(tasks(other))), None)
+
+
+def _cell_problems_by_task(problems: list[str], task_names: list[str]) -> dict[str, str]:
+    """The problem of each task's answer cell, if it had one ("answer cell 'merge' (cell 11) has
+    a syntax error ..."): that, not "no function named `merge`", is what its checks report."""
+    found = {}
+    for problem in problems:
+        for task in task_names:
+            if problem.startswith(f"answer cell '{task}' "):
+                found.setdefault(task, problem)
+    return found
 
 
 def grade_submission(
     exercise: str,
     notebook: str | Path,
     *,
+    student: str | None = None,
     timeout: float = 10.0,
     limits: Limits | None = None,
     use_bubblewrap: bool | None = None,
 ) -> SubmissionReport:
     """Grade the notebook at `notebook` on every check of `exercise` (see the module docstring).
 
-    timeout: seconds each check's call (and each cell) may run. limits: the child's limits, used
-    as given; by default `Limits()` with wall and CPU time of STARTUP_SECONDS plus `timeout` per
-    cell and per check (the last resort when the code stops the per-check timer), and a uid of
-    its own (see `_fresh_uid`). use_bubblewrap: None uses it when it works here, False never (the
-    report's `isolation` says which it got). Raises KeyError only for an unknown exercise.
+    student: whose submission it is, as the report records it. timeout: seconds each call of a
+    check (and each cell) may run. limits: the child's limits, used as given; by default
+    `Limits()` with wall and CPU time of STARTUP_SECONDS plus `timeout` per cell and per check
+    (the last resort when the code stops the per-call timer), and a uid of its own (see
+    `_fresh_uid`). use_bubblewrap: None uses it when it works here, False never (the report's
+    `isolation` says which it got). Raises KeyError for an unknown exercise, and checks.SetupError
+    when the grader cannot compute the expected values (a missing download, not the learner's
+    fault).
     """
     started = time.monotonic()
     checks = checks_for(exercise)
-    exercise_tasks = tasks(exercise)
+    for check in checks:  # before any learner code runs: a missing reference stops the grader
+        check.expected()
+    task_names = tasks(exercise)
     path = Path(notebook)
-    student = student_of(path.absolute(), exercise)
     try:
         cells = graded_cells(read_notebook(path))
     except ValueError as err:
-        return _empty_report(path, student, exercise, checks, str(err), started)
+        return ungraded_report(exercise, notebook, str(err), student=student, elapsed=time.monotonic() - started)
 
-    forbidden = {task: forbidden_for(exercise, task) for task in exercise_tasks}
+    forbidden = forbidden_for(exercise)
     banned: dict[str, str] = {}  # task -> the message of the first finding that costs it
-    for finding in scan(cells, exercise_tasks, forbidden):
+    for finding in scan(cells, task_names, forbidden):
         for task in finding.tasks:
             banned.setdefault(task, finding.message)
 
-    results: dict[int, Result] = {}
-    calls = []
-    arguments: dict[int, dict] = {}
-    for index, check in enumerate(checks):
-        if check.task in banned:
-            results[index] = failed(check, banned[check.task])
-            continue
-        try:
-            arguments[index] = check.arguments()
-        except CheckSetupError as err:
-            results[index] = judge(check, Outcome(error=f"{SETUP_FAILED}: {err}", setup_failed=True))
-            continue
-        module = check.call.__module__[len(_GRADING_PACKAGE) + 1 :]
-        calls.append([index, module, check.call.__name__, arguments[index], forbidden[check.task]])
-
+    to_run = [index for index, check in enumerate(checks) if check.task not in banned]
     nonce = secrets.token_hex(16)
     job = {
         "nonce": nonce,
         "cells": cells_to_run(cells),
-        "calls": calls,
+        "checks": [[index, checks[index].task, checks[index].plain_calls()] for index in to_run],
         "timeout": timeout,
-        "tripwires": sorted({name for index, *_, names in calls for name in names}),
+        "forbidden": forbidden,
     }
     if limits is None:
-        wall = STARTUP_SECONDS + timeout * (len(cells) + len(calls))
+        wall = STARTUP_SECONDS + timeout * (len(cells) + sum(len(checks[index].calls) for index in to_run))
         limits = Limits(wall_seconds=wall, cpu_seconds=math.ceil(wall), uid=_fresh_uid())
     run = run_sandboxed(
         _BOOTSTRAP,
@@ -240,28 +258,44 @@ def grade_submission(
     cell_problems, outcomes, refused = _outcomes(_read_results(run.stdout, nonce))
 
     problems = list(cell_problems or [])
-    unfinished = [index for index, *_ in calls if index not in outcomes]
+    unfinished = [index for index in to_run if index not in outcomes]
+    status = "graded" if cell_problems is not None and not unfinished else "crashed"
+    looks_like = other_exercise(cells, exercise)
+    if looks_like is not None:
+        status = "wrong assignment"
+        problems.insert(0, f"This notebook looks like one of {looks_like} (its answer cells define "
+                           f"{', '.join(tasks(looks_like))}), not of {exercise}: was it handed in to the right assignment?")
+    broken_cells = _cell_problems_by_task(problems, task_names)
     how = _how_it_ended(run)
     if unfinished:
         problems.append(
-            f"The process running your code {how} before {len(unfinished)} of {len(calls)} checks "
+            f"The process running your code {how} before {len(unfinished)} of {len(to_run)} checks "
             "finished; those checks score 0."
         )
-    for index, *_ in calls:
-        check = checks[index]
-        if index in outcomes:
-            results[index] = judge(check, outcomes[index], arguments[index])
+    for outcome in outcomes.values():  # a forbidden call costs the task whose code made it
+        for name, task in outcome.forbidden:
+            if task in task_names:
+                banned.setdefault(task, not_allowed(name, task))
+    results: list[Result] = []
+    for index, check in enumerate(checks):
+        if check.task in banned:
+            result = failed(check, banned[check.task])
+        elif index in outcomes:
+            result = judge(check, outcomes[index])
         elif index in refused:
-            results[index] = failed(check, f"Not graded: the result of this check was tampered with ({refused[index]}).")
+            result = failed(check, f"Not graded: the result of this check was tampered with ({refused[index]}).")
         else:
-            results[index] = failed(check, f"Not graded: the process running your code {how} before this "
-                                           "check finished.")
+            result = failed(check, f"Not graded: the process running your code {how} before this check finished.")
+        if not result.passed and check.task in broken_cells and "no function named" in result.message:
+            result = failed(check, f"Not graded: {broken_cells[check.task]}. Fix that cell, run it, then check again.")
+        results.append(result)
     return SubmissionReport(
         submission=str(notebook),
         student=student,
         exercise=exercise,
-        results=[results[index] for index in range(len(checks))],
+        results=results,
         execution_time=time.monotonic() - started,
         isolation=run.isolation,
         problems=problems,
+        status=status,
     )

@@ -25,8 +25,9 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from course_lib.grading.checks import NOT_ALLOWED
-from course_lib.grading.notebook import GradedCell
+from grading.checks import NOT_ALLOWED
+from grading.learner_side import is_course_module
+from grading.notebook import GradedCell
 
 # Text in a string that points at the course's files rather than at the learner's own work.
 _COURSE_FILES = (".ipynb", "solutions/", "solutions\\", "gradebook")
@@ -93,16 +94,17 @@ def _uses(tree: ast.AST, aliases: dict[str, str]) -> list[tuple[str, int]]:
     return found
 
 
-def _imports_course_lib(tree: ast.AST) -> int | None:
-    """The line of the first import of course_lib in `tree`, or None."""
+def _imports_course(tree: ast.AST) -> tuple[str, int] | None:
+    """The first import of course_lib or the grader in `tree`, as (package, line), or None."""
     for node in ast.walk(tree):
         modules = []
         if isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and not node.level:
             modules = [node.module or ""]
-        if any(module == "course_lib" or module.startswith("course_lib.") for module in modules):
-            return node.lineno
+        for module in modules:
+            if is_course_module(module):
+                return module.split(".")[0], node.lineno
     return None
 
 
@@ -136,11 +138,12 @@ def scan(cells: list[GradedCell], tasks: list[str], forbidden: dict[str, list[st
     findings = []
     for cell, tree in trees:
         cost = _tasks_of(cell, tasks)
-        line = _imports_course_lib(tree)
-        if line is not None:
+        imported = _imports_course(tree)
+        if imported is not None:
+            package, line = imported
             findings.append(Finding(cost, (
-                f"{NOT_ALLOWED}: {cell.label} imports course_lib (line {line}), the course's reference "
-                f"implementation, which is not available while grading, so {_cost(cost)}. "
+                f"{NOT_ALLOWED}: {cell.label} imports {package} (line {line}), the course's own code, "
+                f"which is not available while grading, so {_cost(cost)}. "
                 "Write your own implementation."
             )))
         named = _course_file(tree)

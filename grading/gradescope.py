@@ -1,9 +1,9 @@
 """Gradescope: pack an assignment's autograder into a zip, and grade one upload on a worker.
 
-    python -m course_lib.grading gradescope-zip 01_bpe --out dist/   # -> dist/gradescope-01_bpe.zip
+    python -m grading gradescope-zip 01_bpe --out dist/   # -> dist/gradescope-01_bpe.zip
 
-The zip holds, at its root: setup.sh and run_autograder (from gradescope/), course_lib/ (the
-checks and the references they compute), requirements.txt and pyproject.toml (to install it),
+The zip holds, at its root: setup.sh and run_autograder (from gradescope/), grading/ (the
+checks) and course_lib/ (the references they compute), requirements.txt and pyproject.toml (to install it),
 and assignment.json naming the assignment and its notebook:
 
     {"assignment": "01_bpe", "notebooks": ["bpe.ipynb"]}
@@ -12,7 +12,7 @@ It holds no solutions/ and no exercises/: each check computes its expected value
 (or tiktoken), so the instructor's answers never travel.
 
 On Gradescope the zip is unpacked into /autograder/source; setup.sh installs everything once,
-then for each upload run_autograder calls `python -m course_lib.grading gradescope-run`, which
+then for each upload run_autograder calls `python -m grading gradescope-run`, which
 finds the notebook in /autograder/submission, grades it in the sandbox and writes
 /autograder/results/results.json. AUTOGRADER_ROOT (default /autograder) moves all three folders,
 so a test can lay out a temporary folder the same way.
@@ -21,60 +21,51 @@ so a test can lay out a temporary folder the same way.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import zipfile
 from pathlib import Path
 
-import course_lib
-from course_lib.grading.cli import (
+from grading.batch import (
     GradingOptions,
     Submission,
     UsageError,
-    exercise_tasks,
+    choose_notebook,
     grade_one,
     notebooks_in,
     positive_seconds,
-    ungraded_report,
 )
-from course_lib.grading.results import gradescope_results, summary_output, write_json
+from grading.grader import ungraded_report
+from grading.registry import EXERCISES, notebook_for
+from grading.results import gradescope_results, summary_output, write_atomic, write_json
 
 CONFIG = "assignment.json"
-# The repository that this course_lib belongs to: its gradescope/, requirements and notebooks.
-REPOSITORY = Path(course_lib.__file__).resolve().parent.parent
+# The repository that this grader belongs to: its gradescope/, requirements, course_lib and notebooks.
+REPOSITORY = Path(__file__).resolve().parent.parent
+# The packages the zip carries: the grader, and course_lib for the references it computes.
+PACKAGES = ("grading", "course_lib")
 # Gradescope runs these two from the zip's root; they must be executable.
 SCRIPTS = ("setup.sh", "run_autograder")
 # Files the zip takes from the repository root so that `pip install -r requirements.txt` works.
 INSTALL_FILES = ("requirements.txt", "pyproject.toml")
 
 
-def release_notebooks(assignment: str, repository: Path = REPOSITORY) -> list[str]:
-    """The names of the assignment's notebooks, from its release (or, failing that, its source).
-
-    release_notebooks("01_bpe") -> ["bpe.ipynb"]
-    """
-    for folder in ("exercises", "solutions"):
-        names = sorted(path.name for path in (repository / folder / assignment).glob("*.ipynb"))
-        if names:
-            return names
-    raise UsageError(f"no notebook for {assignment} in {repository}/exercises/ or solutions/")
-
-
-def _zip_write(archive: zipfile.ZipFile, source: Path, name: str, executable: bool = False) -> None:
+def _zip_write(archive: zipfile.ZipFile, content: bytes, name: str, executable: bool = False) -> None:
     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # fixed date: the same zip twice
     info.external_attr = (0o100755 if executable else 0o100644) << 16
     info.compress_type = zipfile.ZIP_DEFLATED
-    archive.writestr(info, source.read_bytes())
+    archive.writestr(info, content)
 
 
 def zip_members(repository: Path = REPOSITORY) -> list[tuple[Path, str]]:
     """(file on disk, name in the zip) for everything but assignment.json, in a stable order."""
     members = [(repository / "gradescope" / script, script) for script in SCRIPTS]
     members += [(repository / name, name) for name in INSTALL_FILES]
-    package = repository / "course_lib"
     members += [
         (path, path.relative_to(repository).as_posix())
-        for path in sorted(package.rglob("*.py"))
+        for package in PACKAGES
+        for path in sorted((repository / package).rglob("*.py"))
         if "__pycache__" not in path.parts
     ]
     missing = [str(path) for path, _ in members if not path.is_file()]
@@ -85,54 +76,34 @@ def zip_members(repository: Path = REPOSITORY) -> list[tuple[Path, str]]:
 
 def build_zip(assignment: str, out: str | Path, repository: Path = REPOSITORY) -> Path:
     """Write <out>/gradescope-<assignment>.zip (see the module docstring); return its path."""
-    exercise_tasks(assignment)  # a UsageError for an unknown assignment
-    config = {"assignment": assignment, "notebooks": release_notebooks(assignment, repository)}
-    members = zip_members(repository)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / f"gradescope-{assignment}.zip"
-    temporary = target.with_name(f".{target.name}.tmp")
-    with zipfile.ZipFile(temporary, "w") as archive:
-        for source, name in members:
-            _zip_write(archive, source, name, executable=name in SCRIPTS)
-        info = zipfile.ZipInfo(CONFIG, date_time=(2020, 1, 1, 0, 0, 0))
-        info.external_attr = 0o100644 << 16
-        archive.writestr(info, json.dumps(config, indent=2) + "\n")
-    os.replace(temporary, target)
+    if assignment not in EXERCISES:
+        raise UsageError(f"unknown exercise {assignment!r}; the exercises are {sorted(EXERCISES)}")
+    config = {"assignment": assignment, "notebooks": [notebook_for(assignment)]}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for source, name in zip_members(repository):
+            _zip_write(archive, source.read_bytes(), name, executable=name in SCRIPTS)
+        _zip_write(archive, (json.dumps(config, indent=2) + "\n").encode(), CONFIG)
+    target = Path(out) / f"gradescope-{assignment}.zip"
+    write_atomic(target, buffer.getvalue())
     return target
-
-
-def choose_notebook(folder: Path, names: list[str]) -> Path | None:
-    """The uploaded notebook to grade: the one named like the release, else the only one, else
-    the first whose name starts like the release's ("bpe (1).ipynb"), else the first; None if none.
-    """
-    candidates = notebooks_in(folder) if folder.is_dir() else []
-    for wanted in (
-        [path for path in candidates if path.name in names],
-        candidates if len(candidates) == 1 else [],
-        [path for path in candidates if any(path.name.startswith(Path(name).stem) for name in names)],
-        candidates,
-    ):
-        if wanted:
-            return wanted[0]
-    return None
 
 
 def run_autograder(root: Path, timeout: float) -> dict:
     """Grade the upload in <root>/submission, write <root>/results/results.json, return it."""
     config = json.loads((root / "source" / CONFIG).read_text(encoding="utf-8"))
     assignment, names = config["assignment"], config["notebooks"]
-    notebook = choose_notebook(root / "submission", names)
-    if notebook is None:
+    uploaded = notebooks_in(root / "submission") if (root / "submission").is_dir() else []
+    if not uploaded:
         report = ungraded_report(
-            assignment,
-            str(root / "submission"),
-            f"No notebook (.ipynb) found in your submission: upload your {' and '.join(names)}.",
+            assignment, root / "submission",
+            f"no notebook (.ipynb) found in your submission: upload your {' and '.join(names)}",
+            status="no notebook",
         )
     else:
-        report = grade_one(
-            GradingOptions(assignment, timeout, use_bubblewrap=None), Submission("upload", notebook, None)
-        )
+        notebook, extra = choose_notebook(uploaded, names[0])
+        report = grade_one(GradingOptions(assignment, timeout, use_bubblewrap=None),
+                           Submission("upload", notebook, extra=tuple(extra)))
     results = gradescope_results(report)
     write_json(root / "results" / "results.json", results)
     print(summary_output(report))

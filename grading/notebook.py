@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from course_lib.grading.learner_side import run_cells
+from grading.learner_side import run_cells
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Write grades down: Gradescope's results.json, one JSON line per submission, a CSV for the batch.
 
-A `SubmissionReport` (from course_lib.grading.grader) becomes, for Gradescope,
+A `SubmissionReport` (from grading.grader) becomes, for Gradescope,
 
     {"score": 7.0, "execution_time": 2.31,
      "output": "Graded 01_bpe in 2.3 s. Isolation: bubblewrap (as uid 65534).",
@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only read here: results.py writes reports down, whoever made them
-    from course_lib.grading.grader import SubmissionReport
+    from grading.grader import SubmissionReport
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to `path` so that `path` is never seen half-written.
+def write_atomic(path: str | Path, content: str | bytes) -> None:
+    """Write `content` (text as UTF-8, or bytes) to `path` so that `path` is never seen half-written.
 
     write_atomic("out/alice/results.json", "{}") creates out/alice/ if needed; a crash before the
     rename leaves no temporary file behind.
@@ -43,8 +43,8 @@ def write_atomic(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
+        with os.fdopen(handle, "wb") as file:
+            file.write(content.encode("utf-8") if isinstance(content, str) else content)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; results are for others to read
@@ -111,6 +111,7 @@ def json_line(report: SubmissionReport, submission_id: str, student: str | None)
         "max_score": float(report.max_score),
         "execution_time": round(report.execution_time, 2),
         "isolation": report.isolation,
+        "status": report.status,
         "problems": list(report.problems),
         "tests": gradescope_tests(report),
     }
@@ -133,16 +134,19 @@ def _number(value: float) -> str:
 def grades_csv(graded: Sequence[tuple[str, SubmissionReport]], tasks: Sequence[str]) -> str:
     """The batch as CSV: one row per (submission id, report), one column per task.
 
-    student,submission,score,max_score,get_pair_counts,merge,...
-    alice,submitted/alice/01_bpe/bpe.ipynb,22,22,3,4,...
+    student,submission,status,score,max_score,get_pair_counts,merge,...
+    alice,submitted/alice/01_bpe/bpe.ipynb,graded,22,22,3,4,...
+
+    status tells an honest score ("graded") from a 0 that is no verdict on the learner's code
+    ("unreadable", "crashed", "wrong assignment", "grader error", "no notebook").
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", "submission", "score", "max_score", *tasks])
+    writer.writerow(["student", "submission", "status", "score", "max_score", *tasks])
     for submission_id, report in graded:
         per_task = task_scores(report, tasks)
         writer.writerow(
-            [submission_id, report.submission, _number(report.score), _number(report.max_score)]
+            [submission_id, report.submission, report.status, _number(report.score), _number(report.max_score)]
             + [_number(per_task[task][0]) for task in tasks]
         )
     return buffer.getvalue()

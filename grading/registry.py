@@ -1,13 +1,15 @@
-"""The registry: exercise name -> its module of checks. The only exercise-specific part of grading.
+"""The registry: exercise name -> its module of checks (grading/exercises/), the only
+exercise-specific part of grading.
 
-An exercise module defines CHECKS (a list of Check) and FORBIDDEN, the torch functions each task
-must not call ({"linear": ["torch.nn.functional.linear", "torch.nn.Linear"]}; empty for 01_bpe):
+An exercise module defines NOTEBOOK (its notebook's file name), CHECKS (a list of checks.Check)
+and FORBIDDEN, the torch functions each task must not call ({"Linear": ["torch.nn.functional.linear",
+"torch.nn.Linear"]}; empty for 01_bpe):
 
     >>> [check.name for check in checks_for("01_bpe", "merge")][:1]
     ['merge replaces non-overlapping pairs']
     >>> task_points("01_bpe")["merge"]
-    4
-    >>> forbidden_for("01_bpe", "merge")
+    5
+    >>> forbidden_for("01_bpe")["merge"]
     []
 
 A notebook's check cell for task T is worth exactly task_points(exercise)[T] (tests keep the
@@ -19,15 +21,15 @@ from __future__ import annotations
 import importlib
 from types import ModuleType, SimpleNamespace
 
-from course_lib.grading.checks import Check
+from grading.checks import Check
 
 # Each exercise's module of checks, imported on first use: the tensor exercises import torch,
-# which a grader of 01_bpe (or `python -m course_lib.grading --help`) should not wait for.
+# which a grader of 01_bpe (or `python -m grading --help`) should not wait for.
 EXERCISES: dict[str, str | ModuleType | SimpleNamespace] = {
-    "01_bpe": "course_lib.grading.exercises.bpe",
-    "02_linear": "course_lib.grading.exercises.linear",
-    "03_attention": "course_lib.grading.exercises.attention",
-    "04_training_loop": "course_lib.grading.exercises.training_loop",
+    "01_bpe": "grading.exercises.bpe",
+    "02_linear": "grading.exercises.linear",
+    "03_attention": "grading.exercises.attention",
+    "04_training_loop": "grading.exercises.training_loop",
 }
 
 
@@ -61,6 +63,13 @@ def task_points(exercise: str) -> dict[str, float]:
     return points
 
 
-def forbidden_for(exercise: str, task: str) -> list[str]:
-    """The torch functions and classes (dotted names) that `task` of `exercise` must not call."""
-    return list(getattr(_exercise(exercise), "FORBIDDEN", {}).get(task, []))
+def notebook_for(exercise: str) -> str:
+    """The file name of the exercise's notebook, as released and handed in: "bpe.ipynb"."""
+    return _exercise(exercise).NOTEBOOK
+
+
+def forbidden_for(exercise: str) -> dict[str, list[str]]:
+    """The torch functions and classes (dotted names) each task of `exercise` must not call
+    (every task is a key, [] when nothing is forbidden to it)."""
+    forbidden = getattr(_exercise(exercise), "FORBIDDEN", {})
+    return {task: list(forbidden.get(task, [])) for task in tasks(exercise)}

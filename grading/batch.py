@@ -1,0 +1,234 @@
+"""A batch of submissions: find them, and grade them one sandbox each, several at a time.
+
+Both front ends use this module: the command line (cli.py) and Gradescope's runner
+(gradescope.py). A folder is searched for notebooks. In nbgrader's layout,
+`<folder>/<student>/<assignment>/<notebook>.ipynb`, the student's name is the submission's id and
+the notebook named like the assignment's release (`bpe.ipynb` for 01_bpe) is the submission;
+other notebooks in that folder ("bpe (1).ipynb") are reported as extra files, never graded under
+invented ids. Elsewhere the id is the notebook's name without .ipynb, or its folder's name when
+several notebooks share a name (alice/bpe.ipynb, bob/bpe.ipynb). A notebook given directly
+counts as its student's when it sits in nbgrader's own `submitted/<student>/<assignment>/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import re
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from grading.checks import SetupError
+from grading.grader import SubmissionReport, grade_submission, ungraded_report
+from grading.registry import notebook_for
+
+# Folders a search for notebooks skips: Jupyter's autosaves and what zip tools add.
+_SKIPPED_FOLDERS = {".ipynb_checkpoints", "__MACOSX"}
+
+
+class UsageError(Exception):
+    """The grader was called wrongly (not a problem of any submission); the message says how."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One notebook to grade: its id (a folder name in --out), its path, its student (nbgrader's
+    layout) and the other notebooks found beside it (reported, not graded)."""
+
+    id: str
+    path: Path
+    student: str | None = None
+    extra: tuple[Path, ...] = ()
+
+
+def notebooks_in(folder: Path) -> list[Path]:
+    """Every notebook under `folder`, in a stable order, without autosaves and hidden folders."""
+    return sorted(
+        path
+        for path in folder.rglob("*.ipynb")
+        if path.is_file()
+        and not any(part in _SKIPPED_FOLDERS or part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+def _safe_id(text: str) -> str:
+    """A name that is safe as one folder name: _safe_id("Zoë O'Neil") -> 'Zoë_O_Neil'."""
+    cleaned = re.sub(r"[^\w.@+-]", "_", text).strip(".")
+    return cleaned or "submission"
+
+
+def _unique(ids: list[str]) -> list[str]:
+    """Ids made unique with a counter: ["a", "b", "a"] -> ["a", "b", "a-2"]."""
+    seen: Counter[str] = Counter()
+    unique = []
+    for name in ids:
+        seen[name] += 1
+        unique.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return unique
+
+
+def _path_ids(paths: list[Path]) -> list[str]:
+    """Ids for notebooks outside nbgrader's layout: each notebook's name, or, when another
+    notebook has the same name, its folder's name (as many folders up as it takes):
+
+    _path_ids([Path("alice.ipynb"), Path("bob.ipynb")]) -> ["alice", "bob"]
+    _path_ids([Path("x/alice/bpe.ipynb"), Path("y/bob/bpe.ipynb")]) -> ["alice", "bob"]
+    _path_ids([Path("a/x/bpe.ipynb"), Path("b/x/bpe.ipynb")]) -> ["a-x", "b-x"]
+    """
+    folders = [path.resolve().parent.parts[1:] for path in paths]
+
+    def at_depth(index: int, depth: int) -> str:
+        return paths[index].stem if depth == 0 else "-".join(folders[index][-depth:])
+
+    ids = []
+    for index, parts in enumerate(folders):
+        for depth in range(len(parts) + 1):
+            candidate = at_depth(index, depth)
+            if sum(at_depth(other, depth) == candidate for other in range(len(paths))) == 1:
+                break
+        else:  # the same file given twice: _unique numbers the copies
+            candidate = paths[index].stem
+        ids.append(candidate)
+    return ids
+
+
+def choose_notebook(candidates: list[Path], name: str) -> tuple[Path, list[Path]]:
+    """(the submission, the extra notebooks) among one student's notebooks: the one called
+    `name`, else the only one, else the first whose name starts like it ("bpe (1).ipynb"),
+    else the first."""
+    for wanted in (
+        [path for path in candidates if path.name == name],
+        candidates if len(candidates) == 1 else [],
+        [path for path in candidates if path.name.startswith(Path(name).stem)],
+        candidates,
+    ):
+        if wanted:
+            return wanted[0], [path for path in candidates if path != wanted[0]]
+    raise ValueError("no notebooks to choose from")
+
+
+def _in_folder(assignment: str, folder: Path) -> tuple[list[Submission], list[Path]]:
+    """(submissions in nbgrader's layout under `folder`, notebooks outside that layout)."""
+    by_student: dict[str, list[Path]] = defaultdict(list)
+    other_assignments: dict[str, list[Path]] = defaultdict(list)
+    outside = []
+    for path in notebooks_in(folder):
+        parts = path.relative_to(folder).parts
+        if len(parts) == 3 and parts[1] == assignment:
+            by_student[parts[0]].append(path)
+        elif len(parts) == 3:
+            other_assignments[parts[1]].append(path)
+        else:
+            outside.append(path)
+    if other_assignments and not by_student and not outside:
+        names = ", ".join(sorted(other_assignments))
+        print(f"warning: {folder} holds submissions of {names}, not of {assignment}: each is graded as "
+              f"{assignment} and its results say so", file=sys.stderr)
+        outside = [path for paths in other_assignments.values() for path in paths]
+    submissions = []
+    for student, paths in by_student.items():
+        chosen, extra = choose_notebook(paths, notebook_for(assignment))
+        submissions.append(Submission(student, chosen, student, tuple(extra)))
+    return submissions, outside
+
+
+def find_submissions(assignment: str, paths: Sequence[str | Path]) -> list[Submission]:
+    """The notebooks to grade, in a stable order, each with an id (see the module docstring).
+
+    Raises UsageError for a path that does not exist or when there is nothing to grade at all.
+    """
+    in_layout: list[Submission] = []
+    outside: list[Path] = []
+    for given in map(Path, paths):
+        if not given.exists():
+            raise UsageError(f"{given}: no such file or folder")
+        if not given.is_dir():
+            parts = given.resolve().parts  # a notebook given directly in nbgrader's own folder
+            if len(parts) >= 4 and parts[-4] == "submitted" and parts[-2] == assignment:
+                in_layout.append(Submission(parts[-3], given, parts[-3]))
+            else:
+                outside.append(given)
+            continue
+        found, loose = _in_folder(assignment, given)
+        if not found and not loose:
+            print(f"warning: no notebooks (.ipynb) found in {given}", file=sys.stderr)
+        in_layout += found
+        outside += loose
+    if not in_layout and not outside:
+        raise UsageError("no notebooks to grade: give notebooks, or folders that contain them")
+    submissions = in_layout + [Submission(name, path) for name, path in zip(_path_ids(outside), outside)]
+    ids = _unique([_safe_id(submission.id) for submission in submissions])
+    for submission in submissions:
+        if submission.extra:
+            print(f"warning: {submission.path.parent} holds other notebooks, not graded: "
+                  + ", ".join(path.name for path in submission.extra), file=sys.stderr)
+    return [Submission(new_id, s.path, s.student, s.extra) for new_id, s in zip(ids, submissions)]
+
+
+@dataclass(frozen=True)
+class GradingOptions:
+    """What every submission of a batch is graded with (picklable, for the worker processes)."""
+
+    exercise: str
+    timeout: float
+    use_bubblewrap: bool | None
+
+
+def grade_one(options: GradingOptions, submission: Submission) -> SubmissionReport:
+    """Grade one submission; never raises for anything the submission does. grade_submission
+    already turns that into a report; this also keeps a bug of the grader from ending the batch."""
+    try:
+        report = grade_submission(options.exercise, submission.path, student=submission.student,
+                                  timeout=options.timeout, use_bubblewrap=options.use_bubblewrap)
+    except SetupError:  # the grader lacks a file: no submission can be graded, none scores 0 for it
+        raise
+    except Exception as err:  # noqa: BLE001 - a grader bug: this submission scores 0, the batch goes on
+        print(f"error: the grader failed on {submission.path}: {type(err).__name__}: {err}", file=sys.stderr)
+        report = ungraded_report(
+            options.exercise, submission.path,
+            f"the grader failed on this submission ({type(err).__name__}); ask your instructor to look at it",
+            student=submission.student, status="grader error",
+        )
+    if submission.extra:
+        report.problems.append("Other notebooks in your folder were not graded: "
+                               + ", ".join(path.name for path in submission.extra))
+    if report.status == "wrong assignment":
+        print(f"warning: {submission.path}: {report.problems[0]}", file=sys.stderr)
+    return report
+
+
+def _grade_pair(job: tuple[GradingOptions, Submission]) -> SubmissionReport:
+    return grade_one(*job)
+
+
+def grade_all(options: GradingOptions, submissions: Sequence[Submission], jobs: int) -> Iterator[SubmissionReport]:
+    """Reports in the order of `submissions`, graded `jobs` at a time.
+
+    Workers are processes, not threads: each submission already runs in its own sandboxed child,
+    but the trusted side redirects sys.stdout while it computes references, which threads would
+    share, and each worker keeps its own cache of those references. They are started fresh
+    ("spawn"), not forked: a process forked after torch has started its thread pool can hang in
+    its first parallel operation.
+    """
+    if jobs == 1 or len(submissions) == 1:
+        yield from (grade_one(options, submission) for submission in submissions)
+        return
+    workers = min(jobs, len(submissions))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_grade_pair, [(options, submission) for submission in submissions])
+
+
+def positive_seconds(text: str) -> float:
+    """An option's value as a finite number of seconds > 0, or argparse's error."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
