@@ -6,11 +6,19 @@ BIN    := $(VENV)/bin
 # nbgrader runs `alembic` as a subprocess, so the venv's bin/ must be on PATH.
 RUN    := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: book test exercises venv clean
+.PHONY: book book-term test exercises venv clean
 
 book: $(VENV)/.installed
 	$(RUN) $(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo "The book is in _build/html/index.html"
+
+# The term edition: the same book without the exercises' solutions, for a class that grades the
+# exercises. One switch, BOOK_EDITION=term (book/_ext/editions.py), drops every {solution}; the
+# edition is written to its own folder, and its chapters come from the cache `make book` filled
+# (they execute here only when that cache lacks them).
+book-term: $(VENV)/.installed
+	BOOK_EDITION=term $(RUN) $(BIN)/jupyter-book build . --path-output _build/term --warningiserror --keep-going
+	@echo "The term edition is in _build/term/_build/html/index.html"
 
 test: $(VENV)/.installed
 	$(RUN) $(BIN)/pytest

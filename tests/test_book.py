@@ -6,6 +6,11 @@ cell that printed or plotted must show it on the page), Paul Tol's published "li
 the colour-vision-deficiency matrices of Machado, Oliveira and Fernandes (2009, severity 1.0),
 and _config.yml (the repository the launch buttons must point to).
 
+The house rules it holds the chapters to (the FIGURE and CHAPTER ENDING contracts of the
+developers' notes): at a 1280-px window no figure text is under 10 CSS px and no code block or
+table is wider than its column; every chapter ends with Summary, Try it, Further reading and
+What's next; formulas render with the MathJax that ships inside the book, with no network.
+
 Needs Debian's Chromium (`apt-get install chromium`, /usr/bin/chromium) and the `playwright`
 package, which drives that browser; no browser is downloaded. The book is built first
 (`jupyter-book build .`): after `make book` that build is a cache hit and takes seconds.
@@ -14,6 +19,7 @@ Screenshots of every chapter land in _build/screenshots/.
 
 from __future__ import annotations
 
+import ast
 import functools
 import http.server
 import json
@@ -26,6 +32,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -34,6 +41,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
 HTML = BUILD / "html"
+# The term edition (`make book-term`): the same book without the exercises' solutions.
+TERM_HTML = BUILD / "term" / "_build" / "html"
 SCREENSHOTS = BUILD / "screenshots"
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 # The notebooks of the table of contents' "Chapters" part (book/NN_name.ipynb), in order.
@@ -59,17 +68,29 @@ CVD = {
 # Two patches side by side with a CIELAB distance (CIE76) of 10 or more are clearly different;
 # 2.3 is the smallest difference people notice at all.
 MIN_NEIGHBOUR_DELTA_E = 10.0
+# FIGURE CONTRACT: at a 1280-px window the smallest text of a figure is at least this many CSS px.
+MIN_FIGURE_TEXT_PX = 10.0
+# CHAPTER ENDING CONTRACT: the last `##` sections of every chapter, in this order.
+CHAPTER_ENDING = ["Summary", "Try it", "Further reading", "What's next"]
 
 
 # ---- building and serving ------------------------------------------------------------------
 
 
-def build_book() -> None:
-    """Build the book into _build (a cache hit when nothing changed since `make book`)."""
+def build_book(edition: str = "self-study") -> None:
+    """Build the book into _build (a cache hit when nothing changed since `make book`).
+
+    The term edition (book/_ext/editions.py) goes to _build/term, as `make book-term` does; it
+    reads the chapters from the cache the self-study build filled.
+    """
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", ".", "--warningiserror", "--keep-going"]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if edition == "term":
+        command += ["--path-output", str(BUILD / "term")]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "BOOK_EDITION": edition}
     done = subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, f"`jupyter-book build .` failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, (f"`BOOK_EDITION={edition} {' '.join(command[1:])}` failed:\n"
+                                  f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -88,6 +109,11 @@ class Visit:
     cells: list[dict] = field(default_factory=list)  # per code cell: output text, images, error
     token_views: list[list[dict]] = field(default_factory=list)  # per view: its spans
     external_requests: list[str] = field(default_factory=list)
+    math: dict = field(default_factory=dict)  # what MathJax made of the page's formulas
+    # Measured with every folded block unfolded (hidden code, solutions), as a reader who opens them sees it:
+    figures: list[dict] = field(default_factory=list)  # images of the article: src, rendered width
+    overflows: list[dict] = field(default_factory=list)  # code blocks and tables wider than their column
+    sections: list[dict] = field(default_factory=list)  # `##` sections: title, citations, code cells
 
 
 PAGE_FACTS_JS = """() => {
@@ -125,6 +151,75 @@ PAGE_FACTS_JS = """() => {
 }"""
 
 
+# Waits for MathJax's first typesetting (at most 20 s), then reports what it made of the article.
+MATH_FACTS_JS = r"""async () => {
+  const article = document.querySelector('.bd-article') || document.body;
+  const mathjax = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
+  const started = mathjax ? await Promise.race([
+    MathJax.startup.promise.then(() => true), new Promise(done => setTimeout(() => done(false), 20000))]) : false;
+  const formulas = [...article.querySelectorAll('.math')];
+  const prose = article.cloneNode(true);  // the visible text outside code and typeset formulas
+  prose.querySelectorAll('pre, code, script, style, .highlight, mjx-container').forEach(e => e.remove());
+  const text = prose.textContent;
+  return {
+    formulas: formulas.length,
+    started,
+    typeset: formulas.filter(f => f.querySelector('mjx-container')).length,
+    errors: [...article.querySelectorAll('mjx-merror, merror, [data-mjx-error]')].map(
+      e => e.getAttribute('data-mjx-error') || e.textContent),
+    // TeX that reached the page as text: a delimiter MathJax never saw, or a command it printed
+    raw: ['\\(', '\\[', '$$'].filter(d => text.includes(d)).map(d => {
+      const i = text.indexOf(d); return text.slice(Math.max(0, i - 30), i + 50).trim(); }),
+    printed_commands: started ? [...MathJax.startup.document.math].flatMap(item =>
+      [...MathJax.startup.toMML(item.root).matchAll(/<mtext[^>]*>([^<]*\\[^<]*)<\/mtext>/g)].map(m => m[1])) : [],
+  };
+}"""
+
+# Unfolds every folded block of the article (hidden code cells, solutions), then measures it.
+LAYOUT_FACTS_JS = r"""() => {
+  const article = document.querySelector('.bd-article') || document.body;
+  article.querySelectorAll('details').forEach(d => { d.open = true; });
+  article.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden'));
+  const firstLongLine = (box) => {  // the first line of a code block wider than the box's room
+    const lines = box.textContent.split('\n');
+    const style = getComputedStyle(box);
+    const room = box.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const probe = document.createElement('span');
+    probe.style.cssText = 'position: absolute; visibility: hidden; white-space: pre';
+    box.appendChild(probe);
+    const line = lines.find(l => { probe.textContent = l; return probe.getBoundingClientRect().width > room + 1; });
+    probe.remove();
+    return line === undefined ? lines.reduce((a, b) => (b.length > a.length ? b : a), '') : line;
+  };
+  const overflows = [];
+  for (const pre of article.querySelectorAll('pre')) {
+    if (pre.scrollWidth > pre.clientWidth + 1)
+      overflows.push({kind: 'code block', width: pre.scrollWidth, room: pre.clientWidth, line: firstLongLine(pre)});
+  }
+  for (const table of article.querySelectorAll('table')) {
+    const wrapper = table.parentElement;
+    const width = Math.max(table.scrollWidth, table.getBoundingClientRect().width, wrapper.scrollWidth);
+    if (width > wrapper.clientWidth + 1) {
+      const row = table.querySelector('tr');
+      overflows.push({kind: 'table', width: Math.round(width), room: wrapper.clientWidth,
+                      line: row ? [...row.cells].map(c => c.textContent.trim()).join(' | ') : ''});
+    }
+  }
+  return {
+    figures: [...article.querySelectorAll('img')].map(img => ({
+      src: img.getAttribute('src'), width: img.getBoundingClientRect().width})),
+    overflows,
+    sections: [...article.querySelectorAll('section')].filter(s => s.querySelector(':scope > h2')).map(s => {
+      const heading = s.querySelector(':scope > h2').cloneNode(true);
+      heading.querySelectorAll('.headerlink').forEach(a => a.remove());
+      return {title: heading.textContent.trim().replace(/\u2019/g, "'"),
+              citations: s.querySelectorAll('a[href*="bibliography.html#"]').length,
+              code_cells: s.querySelectorAll('div.cell').length};
+    }),
+  };
+}"""
+
+
 @pytest.fixture(scope="module")
 def site():
     """The built book served on localhost, and a headless Chromium to read it with."""
@@ -144,7 +239,7 @@ def site():
 
 
 def open_page(browser, base: str, path: str, visit: Visit | None = None):
-    """A new tab showing `path`; requests that leave localhost (MathJax's CDN) get an empty reply."""
+    """A new tab showing `path`; requests that leave localhost get an empty reply (and are noted)."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     if visit is not None:
         page.on("console", lambda msg: msg.type == "error" and visit.console_errors.append(msg.text))
@@ -172,12 +267,15 @@ def visits(site) -> dict[str, Visit]:
     for path in pages:
         visit = Visit(path)
         page = open_page(browser, base, path, visit)
+        visit.math = page.evaluate(MATH_FACTS_JS)
         facts = page.evaluate(PAGE_FACTS_JS)
         visit.images, visit.links, visit.cells, visit.token_views = (
             facts["images"], facts["links"], facts["cells"], facts["token_views"])
         name = Path(path).stem
         if name in CHAPTERS:
             page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        layout = page.evaluate(LAYOUT_FACTS_JS)  # last: it unfolds the page
+        visit.figures, visit.overflows, visit.sections = layout["figures"], layout["overflows"], layout["sections"]
         page.close()
         found[path] = visit
     return found
@@ -212,10 +310,27 @@ def test_pages_load_without_console_errors(visits):
     assert not errors, f"console errors: {json.dumps(errors, indent=1)}"
 
 
-def test_only_mathjax_is_fetched_from_outside(visits):
-    # Everything else (theme, fonts, figures, search index) must come with the built book.
-    outside = {url for visit in visits.values() for url in visit.external_requests}
-    assert all(urlsplit(url).hostname == "cdn.jsdelivr.net" and "mathjax" in url for url in outside), outside
+def test_nothing_is_fetched_from_outside(visits):
+    # The book is read offline: theme, fonts, figures, search index and MathJax come with it.
+    outside = {path: visit.external_requests for path, visit in visits.items() if visit.external_requests}
+    assert not outside, f"pages that fetch from outside the built book: {json.dumps(outside, indent=1)}"
+
+
+def test_formulas_render_offline(visits):
+    """MathJax, served from the book's _static/mathjax, typesets every formula with no network."""
+    with_math = {path: visit.math for path, visit in visits.items() if visit.math["formulas"]}
+    assert {"book/02_layers.html", "book/exercises/02_linear.html"} <= set(with_math), sorted(with_math)
+    problems = []
+    for path, math in with_math.items():
+        if not math["started"]:
+            problems.append(f"{path}: MathJax did not start (is it in _build/html/_static/mathjax?)")
+            continue
+        if math["typeset"] < math["formulas"]:
+            problems.append(f"{path}: {math['formulas'] - math['typeset']} of {math['formulas']} formulas not typeset")
+        problems += [f"{path}: MathJax error {error!r}" for error in math["errors"]]
+        problems += [f"{path}: raw TeX in the text: {snippet!r}" for snippet in math["raw"]]
+        problems += [f"{path}: a formula prints a TeX command as text: {text!r}" for text in math["printed_commands"]]
+    assert not problems, "\n".join(problems)
 
 
 def test_figures_load_and_have_alt_text(visits):
@@ -254,6 +369,105 @@ def test_internal_links_resolve(visits, site):
     assert not broken, "\n".join(sorted(broken))
 
 
+SVG = "{http://www.w3.org/2000/svg}"
+# A font size in an SVG: a style's font-size or font shorthand ("font: 10px 'DejaVu Sans'"), or the attribute.
+FONT_SIZE_STYLE = re.compile(r"(?:^|;)\s*font(?:-size)?\s*:[^;]*?(\d+(?:\.\d+)?)(px|pt|em|%)?(?=[\s;/]|$)")
+FONT_SIZE_ATTRIBUTE = re.compile(r"^\s*(\d+(?:\.\d+)?)(px|pt|em|%)?\s*$")
+
+
+def font_size(element: ElementTree.Element, inherited: float) -> float:
+    """The font size of an SVG element in user units (an SVG's CSS px are its user units)."""
+    match = FONT_SIZE_STYLE.search(element.get("style", "")) or FONT_SIZE_ATTRIBUTE.match(element.get("font-size", ""))
+    if not match:
+        return inherited
+    value, unit = float(match.group(1)), match.group(2) or "px"
+    return {"px": value, "pt": value * 4 / 3, "em": value * inherited, "%": value / 100 * inherited}[unit]
+
+
+# CSS units of an SVG's width attribute, in points.
+POINTS = {"pt": 1.0, "px": 0.75, "": 0.75, "in": 72.0, "cm": 72 / 2.54, "mm": 72 / 25.4}
+
+
+@dataclass
+class SvgFigure:
+    width: float  # in the SVG's user units (its viewBox)
+    points_per_unit: float  # the intrinsic size: how many points a user unit is
+    texts: list[tuple[float, str]]  # (font size in user units, text) of every text it draws
+
+
+def read_svg(svg_file: Path) -> SvgFigure:
+    """The texts of an SVG figure and its scale.
+
+    Matplotlib with `svg.fonttype: none` writes <text> and <tspan> elements whose style gives a
+    font-size in user units, and measures the figure in points: `width="432pt"` with
+    `viewBox="0 0 432 288"`, so that a user unit is a point.
+    """
+    root = ElementTree.parse(svg_file).getroot()
+    size, unit = re.fullmatch(r"\s*([\d.]+)\s*([a-z]*)\s*", root.get("width", "0")).groups()
+    if root.get("viewBox"):
+        width = float(root.get("viewBox").replace(",", " ").split()[2])
+    else:  # no viewBox: a user unit is a CSS px of the intrinsic size
+        width = float(size) * POINTS[unit] / POINTS["px"]
+
+    def walk(element: ElementTree.Element, inherited: float):
+        size = font_size(element, inherited)
+        if element.tag in (f"{SVG}text", f"{SVG}tspan") and (element.text or "").strip():
+            yield size, element.text.strip()
+        for child in element:
+            yield from walk(child, size)
+
+    return SvgFigure(width, float(size) * POINTS[unit] / width, list(walk(root, 16.0)))  # 16 px: CSS's initial size
+
+
+def test_figure_text_is_at_least_10_css_px(visits):
+    """FIGURE CONTRACT: at a 1280-px window, no text of a figure is smaller than 10 CSS px.
+
+    The rendered size of a text is its font size times the figure's scale on the page: the width
+    the browser drew the image at over the width of the SVG's coordinates.
+    """
+    problems, measured = [], 0
+    for path, visit in visits.items():
+        in_chapter = Path(path).stem in CHAPTERS
+        for figure in visit.figures:
+            file = (HTML / path).parent / unquote(urlsplit(figure["src"]).path)
+            where = f"{path}: {figure['src']}"
+            if file.suffix.lower() != ".svg":
+                if in_chapter:
+                    problems.append(f"{where} is a {file.suffix} image; chapters draw SVG figures whose text the browser"
+                                    " can measure (FIGURE CONTRACT: the remove-cell setup cell with"
+                                    ' `%config InlineBackend.figure_formats = ["svg"]` and svg.fonttype "none")')
+                continue
+            svg = read_svg(file)
+            if not svg.texts:
+                if 'id="text_' in file.read_text(encoding="utf-8"):
+                    problems.append(f"{where} draws its text as paths, which cannot be measured"
+                                    ' (FIGURE CONTRACT: plt.rcParams["svg.fonttype"] = "none")')
+                continue
+            if figure["width"] <= 0:
+                problems.append(f"{where} is not displayed, even with its fold opened")
+                continue
+            measured += 1
+            size, text = min(svg.texts)
+            css_px = size * figure["width"] / svg.width
+            if css_px < MIN_FIGURE_TEXT_PX:
+                problems.append(
+                    f"{where}: {text!r} is {css_px:.1f} CSS px (font size {size * svg.points_per_unit:.1f} pt in a"
+                    f" figure {svg.width * svg.points_per_unit / 72:.1f} in wide, drawn {figure['width']:.0f} px wide);"
+                    " the FIGURE CONTRACT asks for figures at most 8 in wide with no text under 9 pt")
+    assert not problems, f"{len(problems)} figure(s) with text too small to read:\n" + "\n".join(problems)
+    assert measured >= 10, f"expected the chapters' SVG figures, measured {measured}"
+
+
+def test_code_and_tables_fit_the_column(visits):
+    """No code block, output or table is wider than the text column at a 1280-px window."""
+    problems = [f"{path}: a {box['kind']} {box['width']} px wide in a {box['room']}-px box;"
+                f" {'the first line that does not fit' if box['kind'] == 'code block' else 'its first row'}:"
+                f" {box['line'][:100]!r}"
+                for path, visit in visits.items() for box in visit.overflows]
+    assert not problems, (f"{len(problems)} block(s) wider than the column (house rule: code and output lines at most"
+                          " 78 characters, tables that fit):\n" + "\n".join(problems))
+
+
 # ---- chapters ------------------------------------------------------------------------------
 
 
@@ -261,7 +475,8 @@ def executed_outputs(name: str) -> list[list[dict]]:
     """Each code cell's outputs as the build executed them (jupyter-cache's record of the chapter).
 
     The values that `glue(..., display=False)` records for the text are left out: they are data
-    for the page, not outputs to show.
+    for the page, not outputs to show; so are the cells tagged `remove-cell` (the FIGURE
+    CONTRACT's setup cell), which the page leaves out.
     """
     import nbformat
     from jupyter_cache import get_cache
@@ -270,7 +485,8 @@ def executed_outputs(name: str) -> list[list[dict]]:
     cache = get_cache(BUILD / ".jupyter_cache")
     executed = cache.get_cache_bundle(cache.match_cache_notebook(notebook).pk).nb
     return [[output for output in cell.outputs if "scrapbook" not in output.get("metadata", {})]
-            for cell in executed.cells if cell.cell_type == "code"]
+            for cell in executed.cells
+            if cell.cell_type == "code" and "remove-cell" not in cell.metadata.get("tags", [])]
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
@@ -285,14 +501,59 @@ def test_code_cells_show_their_outputs(visits, name):
         if not outputs:
             continue
         assert cell["visible"], f"{where} has outputs but the page shows none"
-        images = sum("image/png" in output.get("data", {}) for output in outputs)
+        images = sum(any(mime in output.get("data", {}) for mime in ("image/png", "image/svg+xml")) for output in outputs)
         assert cell["images"] >= images, f"{where}: {images} figures executed, {cell['images']} on the page"
         for output in outputs:
-            if output.output_type == "stream":
+            if output.output_type == "stream" and output.text.strip():  # a blank line shows nothing to find
                 first_line = output.text.strip().splitlines()[0].strip()
                 assert first_line in " ".join(cell["text"].split()) or first_line in cell["text"], (
                     f"{where} printed {first_line!r}, which the page does not show")
     assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_ends_with_summary_try_it_further_reading_whats_next(visits, name):
+    """CHAPTER ENDING CONTRACT: the last `##` sections, in order, and reading that cites the bibliography."""
+    titles = [section["title"] for section in chapter(visits, name).sections]
+    sections = {section["title"]: section for section in chapter(visits, name).sections}
+    assert titles[-len(CHAPTER_ENDING):] == CHAPTER_ENDING, (
+        f"{name} ends with the sections {titles[-len(CHAPTER_ENDING):]}; the CHAPTER ENDING CONTRACT asks for"
+        f" {CHAPTER_ENDING}, in this order, as its last `##` sections")
+    assert sections["Try it"]["code_cells"] >= 3, f"{name}: `## Try it` should have 3-5 prompts, each with a code cell"
+    assert sections["Further reading"]["citations"] >= 1, (
+        f"{name}: `## Further reading` cites nothing; cite book/references.bib with {{cite:p}}`key`")
+
+
+# A name in an assert that says it is about time: part of it (split at "_") is one of these.
+WALL_TIME_WORDS = {"time", "times", "timing", "timed", "seconds", "secs", "sec", "elapsed", "duration",
+                   "wall", "walltime", "clock", "runtime", "perf", "monotonic", "ms", "minutes"}
+
+
+def test_no_chapter_asserts_on_a_wall_time():
+    """How long a cell takes depends on the reader's machine: the book prints timings, never asserts them."""
+    import nbformat
+
+    def names(node: ast.AST) -> set[str]:  # the variables, attributes and functions an assert reads
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
+            n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+
+    found = []
+    for name in CHAPTERS:
+        notebook = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
+        code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+        for number, source in enumerate(code, start=1):
+            # IPython's %magics and !commands are not Python: blank them out, keeping line numbers.
+            python = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+            try:
+                asserts = [(ast.get_source_segment(python, node), names(node.test))
+                           for node in ast.walk(ast.parse(python)) if isinstance(node, ast.Assert)]
+            except SyntaxError:  # still IPython syntax: read the assert lines as words
+                asserts = [(line.strip(), set(re.findall(r"[A-Za-z_]\w*", line)))
+                           for line in python.splitlines() if re.match(r"\s*assert\b", line)]
+            for statement, words in asserts:
+                if {part for word in words for part in word.lower().split("_")} & WALL_TIME_WORDS:
+                    found.append(f"{name}, code cell {number}: {statement}")
+    assert not found, "asserts on a wall time (it depends on the machine; print it instead):\n" + "\n".join(found)
 
 
 def srgb_to_linear(hex_colour: str) -> np.ndarray:
@@ -378,6 +639,44 @@ def test_exercise_solutions_are_hidden_until_asked_for(site):
             body.wait_for(state="visible", timeout=5000)
             assert "def " in body.inner_text() or "class " in body.inner_text()
         page.close()
+
+
+def page_text(soup) -> str:
+    """A page's text with its whitespace collapsed (code stays as written: no separator is added)."""
+    return " ".join(soup.get_text().split())
+
+
+def test_term_edition_has_the_exercises_without_their_solutions(site):
+    """`make book-term` (BOOK_EDITION=term) builds the same book, executed chapters included, minus the solutions.
+
+    The reference is the self-study build: each solution's most distinctive line (its longest
+    line that the rest of the page does not contain) must be on that page and absent from the
+    term edition's page.
+    """
+    from bs4 import BeautifulSoup
+
+    build_book(edition="term")
+    pages = sorted(p.relative_to(HTML) for p in (HTML / "book" / "exercises").glob("*.html"))
+    assert len(pages) == 4, pages
+    for page in pages:
+        normal = BeautifulSoup((HTML / page).read_text(encoding="utf-8"), "html.parser")
+        term = BeautifulSoup((TERM_HTML / page).read_text(encoding="utf-8"), "html.parser")
+        solutions = normal.select("div.solution")
+        assert len(solutions) >= 2, f"{page}: the self-study edition should have its solutions"
+        assert len(term.select("div.exercise")) == len(normal.select("div.exercise")), f"{page}: tasks missing"
+        assert not term.select("div.solution"), f"{page}: the term edition still has a solution block"
+        normal_text, term_text = page_text(normal), page_text(term)
+        for solution in solutions:
+            lines = [" ".join(line.split()) for line in solution.select_one("section").get_text().splitlines()]
+            solution.decompose()
+            rest = page_text(normal)
+            line = max((line for line in lines if line and line not in rest), key=len)
+            assert line in normal_text, f"{page}: {line!r} should be on the self-study page"
+            assert line not in term_text, f"{page}: the term edition shows the solution line {line!r}"
+    for name in CHAPTERS:  # the chapters are the executed ones, outputs and figures included
+        normal, term = ((root / "book" / f"{name}.html").read_text(encoding="utf-8") for root in (HTML, TERM_HTML))
+        counts = [(html.count('class="cell_output'), html.count("<img")) for html in (normal, term)]
+        assert counts[0] == counts[1] and counts[0][0] > 0, f"{name}: (outputs, images) {counts[0]} vs term {counts[1]}"
 
 
 def test_search_finds_pages(site):
