@@ -1,7 +1,7 @@
 """Benchmark: encode all of Tiny Shakespeare, pure-Python BPE against tiktoken, in MB/s.
 
 Rows: course_lib's pure-Python encoder with a 4096-token vocabulary trained on the text and with
-the merges recovered from cl100k_base; the trained tokenizer exported with `to_tiktoken()`; and
+the merges recovered from cl100k_base; the trained tokenizer exported with `to_tiktoken`; and
 tiktoken's own cl100k_base and o200k_base. Every pure-Python run starts with an empty chunk
 cache, so repeated words are encoded once per run, not once per benchmark. Prints the median of
 several repetitions and the speed relative to tiktoken's cl100k_base, measured in the same run.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import tiktoken
 
 from course_lib.data import load_text
-from course_lib.tokenization import BPETokenizer
+from course_lib.tokenization import BPETokenizer, from_tiktoken, to_tiktoken
 
 
 def median_seconds(run: Callable[[], list[int]], repeats: int) -> tuple[float, int]:
@@ -48,8 +48,8 @@ def main() -> None:
     megabytes = len(text.encode("utf-8")) / 1e6
     trained = BPETokenizer()
     trained.train(text, vocab_size=4096)
-    recovered = BPETokenizer.from_tiktoken("cl100k_base")
-    trained_tiktoken = trained.to_tiktoken()
+    recovered = from_tiktoken("cl100k_base")
+    trained_tiktoken = to_tiktoken(trained)
     cl100k, o200k = tiktoken.get_encoding("cl100k_base"), tiktoken.get_encoding("o200k_base")
 
     runs = {

@@ -22,6 +22,7 @@ from course_lib.tokenization import (
     from_tiktoken,
     recover_merge,
     tiktoken_bridge,
+    to_tiktoken,
 )
 from test_bpe import TEXT_ZOO
 
@@ -36,7 +37,7 @@ def shakespeare() -> str:
 @pytest.fixture(scope="module", params=ENCODINGS)
 def pair(request) -> tuple[BPETokenizer, tiktoken.Encoding]:
     """(merges recovered by course_lib, tiktoken's own encoding) for each encoding."""
-    return BPETokenizer.from_tiktoken(request.param), tiktoken.get_encoding(request.param)
+    return from_tiktoken(request.param), tiktoken.get_encoding(request.param)
 
 
 @pytest.mark.parametrize(
@@ -101,14 +102,14 @@ def test_recovered_special_tokens(pair):
 
 def test_from_tiktoken_accepts_an_encoding_and_gives_independent_copies():
     first = from_tiktoken(tiktoken.get_encoding("r50k_base"))
-    second = BPETokenizer.from_tiktoken("r50k_base")
+    second = from_tiktoken("r50k_base")
     assert first is not second and first.merges == second.merges
     first.train("abc abc", vocab_size=257)  # retraining one must not change the other
     assert len(second.merges) == 50_000
 
 
 def test_r50k_numbers_bytes_differently():
-    tok = BPETokenizer.from_tiktoken("r50k_base")
+    tok = from_tiktoken("r50k_base")
     assert tok.byte_ids[ord("!")] == 0 and tok.byte_ids[0] == 188  # GPT-2's printable bytes come first
 
 
@@ -131,7 +132,7 @@ CL100K_CASES = [
 
 @pytest.mark.parametrize(("text", "allowed", "disallowed"), CL100K_CASES)
 def test_cl100k_special_token_rules(text, allowed, disallowed):
-    tok, enc = BPETokenizer.from_tiktoken("cl100k_base"), tiktoken.get_encoding("cl100k_base")
+    tok, enc = from_tiktoken("cl100k_base"), tiktoken.get_encoding("cl100k_base")
     try:
         expected = enc.encode(text, allowed_special=allowed, disallowed_special=disallowed)
     except ValueError:
@@ -142,7 +143,7 @@ def test_cl100k_special_token_rules(text, allowed, disallowed):
 
 
 def test_cl100k_decoding_of_split_characters():
-    tok, enc = BPETokenizer.from_tiktoken("cl100k_base"), tiktoken.get_encoding("cl100k_base")
+    tok, enc = from_tiktoken("cl100k_base"), tiktoken.get_encoding("cl100k_base")
     ids = enc.encode("é🙂 你好 👨‍👩‍👧 नमस्ते")
     for stop in range(len(ids) + 1):
         for start in range(stop):
@@ -150,7 +151,7 @@ def test_cl100k_decoding_of_split_characters():
 
 
 def test_recovered_tokenizer_saves_and_loads(tmp_path):
-    tok = BPETokenizer.from_tiktoken("r50k_base")  # permuted byte ids must survive the file
+    tok = from_tiktoken("r50k_base")  # permuted byte ids must survive the file
     tok.save(tmp_path / "r50k.json")
     loaded = BPETokenizer.load(tmp_path / "r50k.json")
     enc = tiktoken.get_encoding("r50k_base")
@@ -170,7 +171,7 @@ def trained(shakespeare) -> BPETokenizer:
 
 
 def test_to_tiktoken_gives_identical_ids(trained, shakespeare):
-    enc = trained.to_tiktoken()
+    enc = to_tiktoken(trained)
     assert enc.n_vocab == 1024
     for start in (0, 300_000, 700_000, 1_000_000):
         text = shakespeare[start : start + 50_000]
@@ -183,7 +184,7 @@ def test_to_tiktoken_gives_identical_ids(trained, shakespeare):
 def test_to_tiktoken_without_pre_splitting(shakespeare):
     tok = BPETokenizer(pattern=None)
     tok.train(shakespeare[:5_000], vocab_size=300)
-    enc = tok.to_tiktoken()
+    enc = to_tiktoken(tok)
     for text in [shakespeare[5_000:7_000], "aaabdaaabac", "   trailing \n", ""]:
         assert tok.encode(text) == enc.encode(text)
 
@@ -192,7 +193,7 @@ def test_to_tiktoken_refuses_two_ids_with_the_same_bytes():
     tok = BPETokenizer(pattern=None)
     tok._set_state(list(range(256)), {(97, 98): 256, (256, 99): 257, (98, 99): 258, (97, 258): 259}, {})
     with pytest.raises(ValueError, match="both stand for b'abc'"):
-        tok.to_tiktoken()
+        to_tiktoken(tok)
 
 
 def test_to_tiktoken_on_tiny_alphabets():
@@ -206,6 +207,6 @@ def test_to_tiktoken_on_tiny_alphabets():
         with warnings.catch_warnings():  # some texts run out of pairs: fine here
             warnings.simplefilter("ignore")
             tok.train(text, vocab_size=256 + rng.randint(1, 150))
-        enc = tok.to_tiktoken()
+        enc = to_tiktoken(tok)
         for sample in [text, text[::-1], "".join(rng.choice(alphabet) for _ in range(500))]:
             assert tok.encode(sample) == enc.encode(sample)

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 import tiktoken
 
-from course_lib.tokenization import BPETokenizer
+from course_lib.tokenization import BPETokenizer, from_tiktoken
 from course_lib.tokenization.visualize import PALETTE, Span, group_spans, show_tokens
 
 TEXTS = [
@@ -174,7 +174,7 @@ def test_course_tokenizer_rebuilt_from_tiktoken_shows_the_same_tokens():
     # cl100k_base numbers its bytes differently from 0..255, so the bytes must come from vocab.
     enc = tiktoken.get_encoding("cl100k_base")
     text = "Llama 🦙 says 你好世界 and <b>hi</b>"
-    ours = show_tokens(text, BPETokenizer.from_tiktoken(enc))
+    ours = show_tokens(text, from_tiktoken(enc))
     theirs = show_tokens(text, enc)
     assert ours.ids == enc.encode(text)
     assert ours.tokens == theirs.tokens

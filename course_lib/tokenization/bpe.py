@@ -27,16 +27,13 @@ import warnings
 from collections import Counter
 from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import regex
 
 from .pairs import Pair, get_pair_counts, merge
 from .patterns import GPT4_SPLIT_PATTERN
 from .trainer import train_merges
-
-if TYPE_CHECKING:
-    import tiktoken
 
 __all__ = ["BPETokenizer", "Pair", "get_pair_counts", "merge", "train_merges"]
 
@@ -51,7 +48,7 @@ SpecialSet = Collection[str] | Literal["all"]
 class BPETokenizer:
     """A byte-level BPE tokenizer: train it, encode and decode, save it, swap it with tiktoken.
 
-    Attributes (treat them as read-only; `train`, `load` and `from_tiktoken` set them):
+    Attributes (treat them as read-only; `train`, `load` and tiktoken_bridge.from_tiktoken set them):
         pattern: the split pattern (a `regex` string), or None for no pre-splitting.
         byte_ids: `byte_ids[b]` is the id of the single byte b (b for a trained tokenizer;
             tiktoken's GPT-2 and GPT-4 encodings number the bytes differently).
@@ -282,18 +279,3 @@ class BPETokenizer:
         merges = {(a, b): new_id for a, b, new_id, *_text in data["merges"]}
         tokenizer._set_state(data["byte_ids"], merges, data["special_tokens"])
         return tokenizer
-
-    # ---- tiktoken ----------------------------------------------------------------------------
-
-    def to_tiktoken(self, name: str = "course-bpe") -> tiktoken.Encoding:
-        """The same tokenizer as a `tiktoken.Encoding` (fast, in Rust); it gives identical ids."""
-        from .tiktoken_bridge import to_tiktoken
-
-        return to_tiktoken(self, name)
-
-    @classmethod
-    def from_tiktoken(cls, encoding: str | tiktoken.Encoding) -> BPETokenizer:
-        """Rebuild a tiktoken encoding ("cl100k_base", ...) as merges; it encodes with tiktoken's ids."""
-        from .tiktoken_bridge import from_tiktoken
-
-        return from_tiktoken(encoding)

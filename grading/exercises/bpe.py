@@ -25,6 +25,7 @@ import tiktoken
 from course_lib.data import load_text
 from course_lib.tokenization.bpe import BPETokenizer, get_pair_counts, merge
 from course_lib.tokenization.patterns import GPT4_SPLIT_PATTERN
+from course_lib.tokenization.tiktoken_bridge import from_tiktoken, to_tiktoken
 from grading.checks import Call, Check, Input, call
 
 NOTEBOOK = "bpe.ipynb"
@@ -87,7 +88,7 @@ def cl100k_prefix(num_merges: int = 2_000) -> tuple[tiktoken.Encoding, list[tupl
     ranks = {token: rank for token, rank in full._mergeable_ranks.items() if rank < 256 + num_merges}
     encoding = tiktoken.Encoding(name=f"cl100k_base_first_{num_merges}_merges", pat_str=full._pat_str,
                                  mergeable_ranks=ranks, special_tokens={})
-    tokenizer = BPETokenizer.from_tiktoken(encoding)
+    tokenizer = from_tiktoken(encoding)
     to_learner = list(range(256 + num_merges))
     for byte, token_id in enumerate(tokenizer.byte_ids):
         to_learner[token_id] = byte
@@ -120,7 +121,7 @@ def train_reference(text: str, vocab_size: int) -> list[tuple[int, int]]:
 def shakespeare_encode(text: str, merges: list) -> list[int]:
     """tiktoken's encoding with course_lib's Shakespeare merges (the `merges` given; their
     tiktoken ids are the exercise's by design)."""
-    return shakespeare_tokenizer().to_tiktoken().encode_ordinary(text)
+    return to_tiktoken(shakespeare_tokenizer()).encode_ordinary(text)
 
 
 def cl100k_encode(text: str, merges: list) -> list[int]:
