@@ -13,6 +13,11 @@ A hidden check's "output" is the grader's message for it, which never quotes the
 name, pass/fail and score once the instructor publishes the grades, as the course promises
 (Gradescope's own "hidden" would show them nothing of it but the total).
 
+Everything written is ASCII-safe: a learner's process can send back, and a folder's name can hold,
+text that no encoder accepts (a lone surrogate such as "\\ud800", or "caf\\udce9" for a folder
+name in Latin-1). `encodable` writes those characters as escapes, and JSON escapes all that is not
+ASCII, so one submission's text can never stop the batch's files from being written.
+
 Every file is written atomically: into a temporary file in the same folder, then renamed over
 the target with os.replace, so a reader (Gradescope, a spreadsheet, an interrupted batch) sees
 the old file or the new one, never half of one.
@@ -54,9 +59,31 @@ def write_atomic(path: str | Path, content: str | bytes) -> None:
         raise
 
 
+def encodable(text: str) -> str:
+    r"""`text` with every lone surrogate written as an escape, so that it encodes to UTF-8:
+    encodable("caf\udce9") -> "caf\\udce9"; any other text comes back as it was."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _encodable_data(data: Any) -> Any:
+    """`data` (plain JSON types) with `encodable` applied to every string in it, keys included."""
+    if isinstance(data, str):
+        return encodable(data)
+    if isinstance(data, dict):
+        return {_encodable_data(key): _encodable_data(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_encodable_data(value) for value in data]
+    return data
+
+
+def to_json(data: Any, indent: int | None = None) -> str:
+    """`data` as ASCII JSON that any parser accepts (no lone surrogates, even escaped)."""
+    return json.dumps(_encodable_data(data), indent=indent, ensure_ascii=True)
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    """`data` as indented JSON at `path`, written atomically (non-ASCII kept as is)."""
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """`data` as indented JSON at `path` (see `to_json`), written atomically."""
+    write_atomic(path, to_json(data, indent=2) + "\n")
 
 
 def summary_output(report: SubmissionReport) -> str:
@@ -146,7 +173,8 @@ def grades_csv(graded: Sequence[tuple[str, SubmissionReport]], tasks: Sequence[s
     for submission_id, report in graded:
         per_task = task_scores(report, tasks)
         writer.writerow(
-            [submission_id, report.submission, report.status, _number(report.score), _number(report.max_score)]
+            [encodable(cell) for cell in [submission_id, report.submission, report.status]]
+            + [_number(report.score), _number(report.max_score)]
             + [_number(per_task[task][0]) for task in tasks]
         )
     return buffer.getvalue()

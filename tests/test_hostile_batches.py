@@ -1,0 +1,97 @@
+"""One hostile submission never ends, hangs or corrupts a batch, and gains nothing: what the
+trusted side reads from the filesystem and from the learner's process (names, messages,
+notebook files) is checked before it is written down or printed.
+
+Each case is a batch of `python -m grading grade` run as an instructor runs it, with an honest
+submission beside the hostile one: the honest one must still get its full 26 points and its
+results, whatever the other did. References: the points the notebook's check cells state
+(3, 5, 7, 6, 5; 26 in all), and the formats of JSON (RFC 8259) and CSV (RFC 4180).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from submission_notebooks import ALL, BPE, TASK_POINTS, write_submission
+
+REPO = Path(__file__).resolve().parent.parent
+TOTAL = BPE.max_score
+
+
+def grade(*args: str) -> subprocess.CompletedProcess:
+    """`python -m grading grade ...` in a fresh interpreter; output as bytes, as the terminal gets it."""
+    return subprocess.run(
+        [sys.executable, "-m", "grading", "grade", *args, "--timeout", "2"],
+        check=False, capture_output=True, timeout=300, cwd=REPO,
+    )
+
+
+def results_of(out: Path, submission_id: str) -> dict:
+    """results.json of one submission, which must be ASCII (json escapes everything else)."""
+    return json.loads((out / submission_id / "results.json").read_bytes().decode("ascii"))
+
+
+def csv_rows(out: Path) -> dict[str, dict[str, str]]:
+    """grades.csv by student id (the file must be ASCII too)."""
+    text = (out / "grades.csv").read_bytes().decode("ascii")
+    return {row["student"]: row for row in csv.DictReader(text.splitlines())}
+
+
+# ---- text no encoder can write ---------------------------------------------------------------
+
+# A decode cell that prints and raises a lone surrogate: valid in a Python str, not in UTF-8.
+SURROGATE = {"decode": 'print("\\ud800")\nraise ValueError("\\ud800 and \\x1b[2J")\n'}
+
+
+def test_a_lone_surrogate_in_a_message_costs_only_its_own_points(tmp_path: Path) -> None:
+    write_submission(tmp_path / "in" / "lone.ipynb", ALL, SURROGATE)
+    write_submission(tmp_path / "in" / "zed.ipynb", ALL)  # graded after it
+    for output in (["--format", "table", "-v"], ["--format", "jsonl"]):
+        out = tmp_path / output[1]
+        done = grade("01_bpe", str(tmp_path / "in"), "--out", str(out), *output)
+        assert done.returncode == 0, done.stderr
+        lone = results_of(out, "lone")
+        assert lone["score"] == TOTAL - TASK_POINTS["decode"]
+        assert "\\ud800" in lone["output"]  # escaped, so the instructor still sees what it was
+        assert results_of(out, "zed")["score"] == TOTAL
+        assert {row: float(fields["score"]) for row, fields in csv_rows(out).items()} == {
+            "lone": TOTAL - TASK_POINTS["decode"], "zed": TOTAL}
+        done.stdout.decode("ascii" if output[1] == "jsonl" else "utf-8")
+    lines = [json.loads(line) for line in done.stdout.decode("ascii").splitlines()]
+    assert [(line["id"], line["score"]) for line in lines] == [("lone", TOTAL - TASK_POINTS["decode"]), ("zed", TOTAL)]
+
+
+def test_a_folder_name_that_is_not_utf8_is_graded_and_written(tmp_path: Path) -> None:
+    submitted = tmp_path / "submitted"
+    latin1 = os.fsencode(submitted) + b"/caf\xe9"  # what unzipping a latin-1 zip makes
+    os.makedirs(latin1 + b"/01_bpe")
+    write_submission(Path(os.fsdecode(latin1 + b"/01_bpe/bpe.ipynb")), ALL)
+    write_submission(submitted / "zed" / "01_bpe" / "bpe.ipynb", ALL)
+    out = tmp_path / "out"
+    for output in ("table", "jsonl"):
+        done = grade("01_bpe", str(submitted), "--out", str(out), "--format", output)
+        assert done.returncode == 0, done.stderr
+        assert results_of(out, "caf_")["score"] == TOTAL and results_of(out, "zed")["score"] == TOTAL
+        rows = csv_rows(out)
+        assert set(rows) == {"caf_", "zed"} and "caf\\udce9" in rows["caf_"]["submission"]
+    lines = [json.loads(line) for line in done.stdout.decode("ascii").splitlines()]
+    assert [(line["id"], line["student"]) for line in lines] == [("caf_", "caf\\udce9"), ("zed", "zed")]
+
+
+def test_an_output_that_cannot_be_written_costs_that_submission_only(tmp_path: Path) -> None:
+    for name in ("ada", "zed"):
+        write_submission(tmp_path / "in" / f"{name}.ipynb", ALL)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "ada").write_text("a file where ada's folder should be", encoding="utf-8")
+    done = grade("01_bpe", str(tmp_path / "in"), "--out", str(out))
+    assert done.returncode == 1  # the instructor must notice; the rest of the batch is written
+    assert b"cannot write the results of ada" in done.stderr
+    assert results_of(out, "zed")["score"] == TOTAL
+    assert set(csv_rows(out)) == {"ada", "zed"}
+    assert b"zed" in done.stdout
