@@ -26,6 +26,7 @@ from pathlib import Path
 from grading.checks import SetupError
 from grading.grader import SubmissionReport, grade_submission, ungraded_report
 from grading.registry import notebook_for
+from grading.results import GRADES_CSV
 
 # Folders a search for notebooks skips: Jupyter's autosaves and what zip tools add.
 _SKIPPED_FOLDERS = {".ipynb_checkpoints", "__MACOSX"}
@@ -57,9 +58,11 @@ def notebooks_in(folder: Path) -> list[Path]:
 
 
 def _safe_id(text: str) -> str:
-    """A name that is safe as one folder name: _safe_id("Zoë O'Neil") -> 'Zoë_O_Neil'."""
-    cleaned = re.sub(r"[^\w.@+-]", "_", text).strip(".")
-    return cleaned or "submission"
+    """A name that is safe as one folder name in --out: _safe_id("Zoë O'Neil") -> 'Zoë_O_Neil'.
+    It never names the batch's own file there, in any case (macOS's disks ignore case):
+    _safe_id("Grades.csv") -> 'Grades.csv_'."""
+    cleaned = re.sub(r"[^\w.@+-]", "_", text).strip(".") or "submission"
+    return f"{cleaned}_" if cleaned.lower() == GRADES_CSV else cleaned
 
 
 def _unique(ids: list[str]) -> list[str]:

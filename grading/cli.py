@@ -35,6 +35,7 @@ from grading.checks import SetupError
 from grading.grader import SubmissionReport
 from grading.registry import checks_for, tasks
 from grading.results import (
+    GRADES_CSV,
     encodable,
     grades_csv,
     gradescope_results,
@@ -128,7 +129,7 @@ def run_grade(args: argparse.Namespace) -> int:
 
     if out is not None:
         csv_text = grades_csv([(s.id, report) for s, report in graded], task_names)
-        all_written &= written("the batch", out / "grades.csv", csv_text)
+        all_written &= written("the batch", out / GRADES_CSV, csv_text)
     if args.format == "table":
         print(format_table(graded, task_names, args.verbose))
         # Each sandbox gets its own uid: count "bubblewrap (as uid 1234)" and "(as uid 5678)" together.
@@ -136,7 +137,7 @@ def run_grade(args: argparse.Namespace) -> int:
         print(f"\n{len(graded)} submission(s) of {exercise} graded in {elapsed:.1f} s")
         print("isolation: " + "; ".join(f"{how} ×{count}" for how, count in sorted(isolations.items())))
         if out is not None:
-            print(f"results: {out}/<submission>/results.json and {out / 'grades.csv'}")
+            print(f"results: {out}/<submission>/results.json and {out / GRADES_CSV}")
     return 0 if all_written else 1
 
 

@@ -37,6 +37,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # only read here: results.py writes reports down, whoever made them
     from grading.grader import SubmissionReport
 
+# The batch's own file in --out, beside one folder per submission (so no submission's id may be it).
+GRADES_CSV = "grades.csv"
+
 
 def write_atomic(path: str | Path, content: str | bytes) -> None:
     """Write `content` (text as UTF-8, or bytes) to `path` so that `path` is never seen half-written.

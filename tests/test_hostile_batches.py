@@ -95,3 +95,20 @@ def test_an_output_that_cannot_be_written_costs_that_submission_only(tmp_path: P
     assert results_of(out, "zed")["score"] == TOTAL
     assert set(csv_rows(out)) == {"ada", "zed"}
     assert b"zed" in done.stdout
+
+
+# ---- names that collide with the batch's own files -----------------------------------------------
+
+
+def test_a_student_named_like_the_grades_file_gets_a_folder_of_its_own(tmp_path: Path) -> None:
+    submitted = tmp_path / "submitted"
+    for student in ("grades.csv", "zed"):
+        write_submission(submitted / student / "01_bpe" / "bpe.ipynb", ALL)
+    out = tmp_path / "out"
+    done = grade("01_bpe", str(submitted), "--out", str(out), "--format", "jsonl")
+    assert done.returncode == 0, done.stderr
+    assert (out / "grades.csv").is_file()
+    assert {row: float(fields["score"]) for row, fields in csv_rows(out).items()} == {"grades.csv_": TOTAL, "zed": TOTAL}
+    assert results_of(out, "grades.csv_")["score"] == TOTAL
+    lines = [json.loads(line) for line in done.stdout.decode("ascii").splitlines()]
+    assert [(line["id"], line["student"]) for line in lines] == [("grades.csv_", "grades.csv"), ("zed", "zed")]
