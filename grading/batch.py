@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
+import os
 import re
 import sys
 from collections import Counter, defaultdict
@@ -48,13 +49,24 @@ class Submission:
 
 
 def notebooks_in(folder: Path) -> list[Path]:
-    """Every notebook under `folder`, in a stable order, without autosaves and hidden folders."""
-    return sorted(
-        path
-        for path in folder.rglob("*.ipynb")
-        if path.is_file()
-        and not any(part in _SKIPPED_FOLDERS or part.startswith(".") for part in path.relative_to(folder).parts)
-    )
+    """Every notebook under `folder`, in a stable order, without autosaves and hidden folders.
+
+    Everything named *.ipynb counts, whatever it is, and so does a symbolic link to a folder
+    (neither is followed): notebook.read_notebook refuses all but regular files, so a link, a
+    FIFO or a device in a student's folder gets a row that says why instead of vanishing.
+    """
+    found = []
+    for root, folders, files in os.walk(folder):
+        links = [name for name in folders if os.path.islink(os.path.join(root, name))]
+        folders[:] = sorted(name for name in folders if name not in links and _searched(name))
+        found += [Path(root, name) for name in files if name.endswith(".ipynb") and _searched(name)]
+        found += [Path(root, name) for name in links if _searched(name)]
+    return sorted(found)
+
+
+def _searched(name: str) -> bool:
+    """Whether a search for notebooks looks at the file or folder `name` (hidden ones it skips)."""
+    return name not in _SKIPPED_FOLDERS and not name.startswith(".")
 
 
 def _safe_id(text: str) -> str:
@@ -83,7 +95,7 @@ def _path_ids(paths: list[Path]) -> list[str]:
     _path_ids([Path("x/alice/bpe.ipynb"), Path("y/bob/bpe.ipynb")]) -> ["alice", "bob"]
     _path_ids([Path("a/x/bpe.ipynb"), Path("b/x/bpe.ipynb")]) -> ["a-x", "b-x"]
     """
-    folders = [path.resolve().parent.parts[1:] for path in paths]
+    folders = [Path(os.path.abspath(path)).parent.parts[1:] for path in paths]  # not resolve(): no links followed
 
     def at_depth(index: int, depth: int) -> str:
         return paths[index].stem if depth == 0 else "-".join(folders[index][-depth:])

@@ -17,17 +17,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from submission_notebooks import ALL, BPE, TASK_POINTS, write_submission
+from submission_notebooks import ALL, BPE, SOLUTION, TASK_POINTS, write_submission
 
 REPO = Path(__file__).resolve().parent.parent
 TOTAL = BPE.max_score
 
 
-def grade(*args: str) -> subprocess.CompletedProcess:
-    """`python -m grading grade ...` in a fresh interpreter; output as bytes, as the terminal gets it."""
+def grade(*args: str, limit: float = 300) -> subprocess.CompletedProcess:
+    """`python -m grading grade ...` in a fresh interpreter, stopped after `limit` seconds; output
+    as bytes, as the terminal gets it."""
     return subprocess.run(
         [sys.executable, "-m", "grading", "grade", *args, "--timeout", "2"],
-        check=False, capture_output=True, timeout=300, cwd=REPO,
+        check=False, capture_output=True, timeout=limit, cwd=REPO,
     )
 
 
@@ -108,7 +109,62 @@ def test_a_student_named_like_the_grades_file_gets_a_folder_of_its_own(tmp_path:
     done = grade("01_bpe", str(submitted), "--out", str(out), "--format", "jsonl")
     assert done.returncode == 0, done.stderr
     assert (out / "grades.csv").is_file()
-    assert {row: float(fields["score"]) for row, fields in csv_rows(out).items()} == {"grades.csv_": TOTAL, "zed": TOTAL}
+    scores = {row: float(fields["score"]) for row, fields in csv_rows(out).items()}
+    assert scores == {"grades.csv_": TOTAL, "zed": TOTAL}
     assert results_of(out, "grades.csv_")["score"] == TOTAL
     lines = [json.loads(line) for line in done.stdout.decode("ascii").splitlines()]
     assert [(line["id"], line["student"]) for line in lines] == [("grades.csv_", "grades.csv"), ("zed", "zed")]
+
+
+# ---- what is not a notebook file ---------------------------------------------------------------------
+
+
+def unreadable_rows(out: Path) -> dict[str, str]:
+    """The status of each row of grades.csv, and check every row but zed's scored 0."""
+    rows = csv_rows(out)
+    assert float(rows.pop("zed")["score"]) == TOTAL
+    assert all(float(row["score"]) == 0 for row in rows.values())
+    return {student: row["status"] for student, row in rows.items()}
+
+
+def test_links_fifos_and_devices_are_refused_with_a_row_that_says_why(tmp_path: Path) -> None:
+    submitted = tmp_path / "submitted"
+    zed = write_submission(submitted / "zed" / "01_bpe" / "bpe.ipynb", ALL)
+    targets = {"answers": SOLUTION, "copycat": zed, "zero": Path("/dev/zero")}
+    for student, target in targets.items():
+        (submitted / student / "01_bpe").mkdir(parents=True)
+        (submitted / student / "01_bpe" / "bpe.ipynb").symlink_to(target)
+    (submitted / "fifo" / "01_bpe").mkdir(parents=True)
+    os.mkfifo(submitted / "fifo" / "01_bpe" / "bpe.ipynb")
+    (submitted / "mirror").symlink_to(submitted / "zed", target_is_directory=True)
+    out = tmp_path / "out"
+    done = grade("01_bpe", str(submitted), "--out", str(out), limit=120)
+    assert done.returncode == 0, done.stderr
+    assert unreadable_rows(out) == dict.fromkeys(["answers", "copycat", "fifo", "mirror", "zero"], "unreadable")
+    for student in ("answers", "copycat", "mirror", "zero"):
+        assert "is a symbolic link, not a notebook file" in results_of(out, student)["output"]
+    assert "is not a regular file (a FIFO)" in results_of(out, "fifo")["output"]
+
+
+def test_a_fifo_or_a_device_given_directly_is_refused(tmp_path: Path) -> None:
+    write_submission(tmp_path / "zed.ipynb", ALL)
+    os.mkfifo(tmp_path / "fifo.ipynb")
+    done = grade("01_bpe", str(tmp_path / "fifo.ipynb"), "/dev/zero", str(tmp_path / "zed.ipynb"),
+                 "--out", str(tmp_path / "out"), limit=120)
+    assert done.returncode == 0, done.stderr
+    assert unreadable_rows(tmp_path / "out") == {"fifo": "unreadable", "zero": "unreadable"}
+    assert "is not a regular file (a character device)" in results_of(tmp_path / "out", "zero")["output"]
+
+
+def test_a_notebook_or_a_cell_too_large_scores_0_and_says_why(tmp_path: Path) -> None:
+    submitted = tmp_path / "submitted"
+    write_submission(submitted / "zed.ipynb", ALL)
+    with open(write_submission(submitted / "big.ipynb", ALL), "a", encoding="utf-8") as file:
+        file.write(" " * (20 * 2**20))  # still valid JSON, but over 20 MiB
+    write_submission(submitted / "long.ipynb", ALL, {"decode": "#" * 2**20 + "\n"})
+    out = tmp_path / "out"
+    done = grade("01_bpe", str(submitted), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert unreadable_rows(out) == {"big": "unreadable", "long": "unreadable"}
+    assert "more than the 20 MiB a notebook may have" in results_of(out, "big")["output"]
+    assert "more than the 1 MiB a cell may have" in results_of(out, "long")["output"]
