@@ -90,7 +90,7 @@ def read_notebook(path: str | Path) -> dict:
     only read (opened read-only), never written."""
     content = _regular_file_bytes(path, MAX_NOTEBOOK_BYTES)
     try:
-        notebook = json.loads(content.decode("utf-8"))
+        notebook = json.loads(content.decode("utf-8-sig"))  # -sig: a byte-order mark, as some editors write, is skipped
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"cannot read {path} as a notebook: {err}") from None
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):

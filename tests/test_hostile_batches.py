@@ -168,3 +168,11 @@ def test_a_notebook_or_a_cell_too_large_scores_0_and_says_why(tmp_path: Path) ->
     assert unreadable_rows(out) == {"big": "unreadable", "long": "unreadable"}
     assert "more than the 20 MiB a notebook may have" in results_of(out, "big")["output"]
     assert "more than the 1 MiB a cell may have" in results_of(out, "long")["output"]
+
+
+def test_a_notebook_with_a_byte_order_mark_is_read_like_any_other(tmp_path: Path) -> None:
+    notebook = write_submission(tmp_path / "bom.ipynb", ALL)
+    notebook.write_bytes(b"\xef\xbb\xbf" + notebook.read_bytes())  # as some Windows editors save it
+    done = grade("01_bpe", str(notebook), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert results_of(tmp_path / "out", "bom")["score"] == TOTAL
