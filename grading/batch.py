@@ -27,7 +27,7 @@ from pathlib import Path
 from grading.checks import SetupError
 from grading.grader import SubmissionReport, grade_submission, ungraded_report
 from grading.registry import notebook_for
-from grading.results import GRADES_CSV
+from grading.results import GRADES_CSV, printable
 
 # Folders a search for notebooks skips: Jupyter's autosaves and what zip tools add.
 _SKIPPED_FOLDERS = {".ipynb_checkpoints", "__MACOSX"}
@@ -141,7 +141,7 @@ def _in_folder(assignment: str, folder: Path) -> tuple[list[Submission], list[Pa
         else:
             outside.append(path)
     if other_assignments and not by_student and not outside:
-        names = ", ".join(sorted(other_assignments))
+        names = printable(", ".join(sorted(other_assignments)))
         print(f"warning: {folder} holds submissions of {names}, not of {assignment}: each is graded as "
               f"{assignment} and its results say so", file=sys.stderr)
         outside = [path for paths in other_assignments.values() for path in paths]
@@ -180,8 +180,9 @@ def find_submissions(assignment: str, paths: Sequence[str | Path]) -> list[Submi
     ids = _unique([_safe_id(submission.id) for submission in submissions])
     for submission in submissions:
         if submission.extra:
-            print(f"warning: {submission.path.parent} holds other notebooks, not graded: "
-                  + ", ".join(path.name for path in submission.extra), file=sys.stderr)
+            extra = ", ".join(path.name for path in submission.extra)
+            print(printable(f"warning: {submission.path.parent} holds other notebooks, not graded: {extra}"),
+                  file=sys.stderr)
     return [Submission(new_id, s.path, s.student, s.extra) for new_id, s in zip(ids, submissions)]
 
 
@@ -203,7 +204,7 @@ def grade_one(options: GradingOptions, submission: Submission) -> SubmissionRepo
     except SetupError:  # the grader lacks a file: no submission can be graded, none scores 0 for it
         raise
     except Exception as err:  # noqa: BLE001 - a grader bug: this submission scores 0, the batch goes on
-        print(f"error: the grader failed on {submission.path}: {type(err).__name__}: {err}", file=sys.stderr)
+        print(printable(f"error: the grader failed on {submission.path}: {type(err).__name__}: {err}"), file=sys.stderr)
         report = ungraded_report(
             options.exercise, submission.path,
             f"the grader failed on this submission ({type(err).__name__}); ask your instructor to look at it",
@@ -213,7 +214,7 @@ def grade_one(options: GradingOptions, submission: Submission) -> SubmissionRepo
         report.problems.append("Other notebooks in your folder were not graded: "
                                + ", ".join(path.name for path in submission.extra))
     if report.status == "wrong assignment":
-        print(f"warning: {submission.path}: {report.problems[0]}", file=sys.stderr)
+        print(printable(f"warning: {submission.path}: {report.problems[0]}"), file=sys.stderr)
     return report
 
 

@@ -36,10 +36,10 @@ from grading.grader import SubmissionReport
 from grading.registry import checks_for, tasks
 from grading.results import (
     GRADES_CSV,
-    encodable,
     grades_csv,
     gradescope_results,
     json_line,
+    printable,
     task_scores,
     to_json,
     write_atomic,
@@ -63,7 +63,8 @@ _SANDBOX_CHOICES = {"auto": None, "rlimits": False}
 def format_table(graded: Sequence[tuple[Submission, SubmissionReport]], task_names: Sequence[str],
                  verbose: bool = False) -> str:
     """A plain-text table: one row per submission, one column per task, the total last; then the
-    notebook-level problems, one line each; with `verbose`, every failed check's message too."""
+    notebook-level problems, one line each; with `verbose`, every failed check's message too. All
+    text that a submission controls goes through `printable`."""
     header = ["submission", *task_names, "score"]
     rows = []
     for submission, report in graded:
@@ -76,12 +77,12 @@ def format_table(graded: Sequence[tuple[Submission, SubmissionReport]], task_nam
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
     for submission, report in graded:
-        lines.extend(f"{submission.id}: {encodable(problem)}" for problem in report.problems)
+        lines.extend(f"{submission.id}: {printable(problem)}" for problem in report.problems)
         if verbose:
             for result in report.results:
                 if not result.passed:
                     lines.append(f"{submission.id}: FAIL {result.name} ({result.score:g}/{result.points:g})")
-                    lines.extend(f"    {line}" for line in encodable(result.message).splitlines())
+                    lines.extend(f"    {printable(line)}" for line in result.message.rstrip("\n").split("\n"))
     return "\n".join(lines)
 
 
@@ -91,7 +92,7 @@ def written(what: str, path: Path, content: str) -> bool:
     try:
         write_atomic(path, content)
     except (OSError, ValueError) as err:
-        print(f"error: cannot write the results of {what} to {path}: {encodable(str(err))}", file=sys.stderr)
+        print(f"error: cannot write the results of {what} to {path}: {printable(str(err))}", file=sys.stderr)
         return False
     return True
 

@@ -30,6 +30,7 @@ import io
 import json
 import os
 import tempfile
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,18 @@ def encodable(text: str) -> str:
     r"""`text` with every lone surrogate written as an escape, so that it encodes to UTF-8:
     encodable("caf\udce9") -> "caf\\udce9"; any other text comes back as it was."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# Unicode categories a terminal may act on instead of showing: control characters (escape
+# sequences, carriage return, C1's CSI), format characters (bidirectional overrides), lone
+# surrogates, line and paragraph separators.
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def printable(text: str) -> str:
+    r"""`text` with every character a terminal could act on written as its escape, so that a
+    message cannot clear the screen or draw a row of its own: printable("\x1b[2J") -> "\\x1b[2J"."""
+    return "".join(ascii(char)[1:-1] if unicodedata.category(char) in _UNPRINTABLE else char for char in text)
 
 
 def _encodable_data(data: Any) -> Any:
@@ -156,6 +169,17 @@ def task_scores(report: SubmissionReport, tasks: Sequence[str]) -> dict[str, tup
     return scores
 
 
+# What a spreadsheet reads as the start of a formula (and tab and carriage return, which some
+# read past to one): a cell that starts so gets a quote in front, which makes it plain text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_text(text: str) -> str:
+    """`text` as a CSV cell no spreadsheet runs: _spreadsheet_text("=HYPERLINK(...)") -> "'=HYPERLINK(...)"."""
+    text = encodable(text)
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
 def _number(value: float) -> str:
     """22.0 -> '22', 2.5 -> '2.5': what a spreadsheet and a reader expect."""
     return f"{value:g}"
@@ -168,7 +192,8 @@ def grades_csv(graded: Sequence[tuple[str, SubmissionReport]], tasks: Sequence[s
     alice,submitted/alice/01_bpe/bpe.ipynb,graded,22,22,3,4,...
 
     status tells an honest score ("graded") from a 0 that is no verdict on the learner's code
-    ("unreadable", "crashed", "wrong assignment", "grader error", "no notebook").
+    ("unreadable", "crashed", "wrong assignment", "grader error", "no notebook"). A text cell that
+    a spreadsheet would read as a formula ("=...", "+...", "-...", "@...") starts with a quote.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -176,7 +201,7 @@ def grades_csv(graded: Sequence[tuple[str, SubmissionReport]], tasks: Sequence[s
     for submission_id, report in graded:
         per_task = task_scores(report, tasks)
         writer.writerow(
-            [encodable(cell) for cell in [submission_id, report.submission, report.status]]
+            [_spreadsheet_text(cell) for cell in [submission_id, report.submission, report.status]]
             + [_number(report.score), _number(report.max_score)]
             + [_number(per_task[task][0]) for task in tasks]
         )

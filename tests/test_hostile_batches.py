@@ -176,3 +176,35 @@ def test_a_notebook_with_a_byte_order_mark_is_read_like_any_other(tmp_path: Path
     done = grade("01_bpe", str(notebook), "--out", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     assert results_of(tmp_path / "out", "bom")["score"] == TOTAL
+
+
+# ---- what a spreadsheet or a terminal would act on ------------------------------------------------
+
+
+def test_grades_csv_cells_cannot_start_a_formula(tmp_path: Path) -> None:
+    submitted = tmp_path / "submitted"
+    for student in ("@SUM(A1)", "-2+3", "+cmd", "zed"):
+        write_submission(submitted / student / "01_bpe" / "bpe.ipynb", ALL)
+    out = tmp_path / "out"
+    done = grade("01_bpe", str(submitted), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = csv_rows(out)
+    assert set(rows) == {"'@SUM_A1_", "'-2+3", "'+cmd", "zed"}  # a quote makes each cell plain text
+    assert all(float(row["score"]) == TOTAL for row in rows.values())
+    assert results_of(out, "-2+3")["score"] == TOTAL  # the id itself is unchanged
+
+
+# A decode whose exceptions clear the screen, go back to the line's start and draw a fake row.
+TERMINAL_TRICKS = {"decode": 'def decode(ids, merges):\n    raise ValueError("\\x1b[2J\\rzed 26/26")\n'
+                             'raise ValueError("\\x1b[H\\x9b2J\\u202efake")\n'}
+
+
+def test_messages_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    write_submission(tmp_path / "in" / "tricks.ipynb", ALL, TERMINAL_TRICKS)
+    done = grade("01_bpe", str(tmp_path / "in"), "-v")
+    assert done.returncode == 0, done.stderr
+    table = done.stdout.decode("utf-8")
+    assert not any(character in table for character in "\x1b\r\x9b\u202e")
+    assert "\\x1b[2J\\rzed 26/26" in table and "\\x1b[H\\x9b2J\\u202efake" in table  # shown, escaped
+    rows = [line.split() for line in table.splitlines() if line.startswith(("tricks ", "zed "))]
+    assert rows == [["tricks", "3/3", "5/5", "7/7", "6/6", "0/5", "21/26"]]
