@@ -18,9 +18,10 @@ import multiprocessing
 import os
 import re
 import sys
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,10 +219,6 @@ def grade_one(options: GradingOptions, submission: Submission) -> SubmissionRepo
     return report
 
 
-def _grade_pair(job: tuple[GradingOptions, Submission]) -> SubmissionReport:
-    return grade_one(*job)
-
-
 def grade_all(options: GradingOptions, submissions: Sequence[Submission], jobs: int) -> Iterator[SubmissionReport]:
     """Reports in the order of `submissions`, graded `jobs` at a time.
 
@@ -229,14 +226,75 @@ def grade_all(options: GradingOptions, submissions: Sequence[Submission], jobs: 
     but the trusted side redirects sys.stdout while it computes references, which threads would
     share, and each worker keeps its own cache of those references. They are started fresh
     ("spawn"), not forked: a process forked after torch has started its thread pool can hang in
-    its first parallel operation.
+    its first parallel operation. A worker that dies (the out-of-memory killer) costs only the
+    submission it was grading (see `_graded_in_pool`).
     """
     if jobs == 1 or len(submissions) == 1:
         yield from (grade_one(options, submission) for submission in submissions)
         return
-    workers = min(jobs, len(submissions))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(_grade_pair, [(options, submission) for submission in submissions])
+    waiting = deque(range(len(submissions)))
+    reports: dict[int, SubmissionReport] = {}
+    next_index = 0
+    while waiting:  # one pool, then a fresh one for what is left each time a worker dies
+        for index, report in _graded_in_pool(options, submissions, waiting, jobs):
+            reports[index] = report
+            while next_index in reports:
+                yield reports.pop(next_index)
+                next_index += 1
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _graded_in_pool(options: GradingOptions, submissions: Sequence[Submission], waiting: deque[int],
+                    jobs: int) -> Iterator[tuple[int, SubmissionReport]]:
+    """(index, report) for the submissions taken from `waiting`, graded by `jobs` workers, until
+    none is left or a worker dies.
+
+    A dead worker breaks the whole pool, and every submission then in flight fails with it, so at
+    most `jobs` are in flight: those are graded again, each alone in a fresh process, and the
+    one whose process dies again gets a "killed" report. The rest stay in `waiting`, for a fresh
+    pool.
+    """
+    in_flight: dict[Future, int] = {}
+    suspects: list[int] = []
+    with _pool(min(jobs, len(waiting))) as pool:
+        while (waiting or in_flight) and not suspects:
+            while waiting and len(in_flight) < jobs:
+                index = waiting.popleft()
+                in_flight[pool.submit(grade_one, options, submissions[index])] = index
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            if any(_broke(future) for future in finished):
+                finished, _ = wait(in_flight)  # the pool is broken: every future ends now
+            for future in finished:
+                index = in_flight.pop(future)
+                if _broke(future):
+                    suspects.append(index)
+                else:
+                    yield index, future.result()
+    for index in suspects:
+        yield index, _graded_alone(options, submissions[index])
+
+
+def _broke(future: Future) -> bool:
+    """Whether `future` failed because its pool's worker process died."""
+    return isinstance(future.exception(), BrokenProcessPool)
+
+
+def _graded_alone(options: GradingOptions, submission: Submission) -> SubmissionReport:
+    """`submission` graded in a process of its own; a "killed" report if that process dies too."""
+    with _pool(1) as pool:
+        try:
+            return pool.submit(grade_one, options, submission).result()
+        except BrokenProcessPool:
+            print(printable(f"error: the process grading {submission.path} was killed, twice"), file=sys.stderr)
+    return ungraded_report(
+        options.exercise, submission.path,
+        "the process grading this submission was killed (by the system, most likely for using too much "
+        "memory); ask your instructor to look at it",
+        student=submission.student, status="killed",
+    )
 
 
 def positive_seconds(text: str) -> float:

@@ -192,7 +192,7 @@ def grades_csv(graded: Sequence[tuple[str, SubmissionReport]], tasks: Sequence[s
     alice,submitted/alice/01_bpe/bpe.ipynb,graded,22,22,3,4,...
 
     status tells an honest score ("graded") from a 0 that is no verdict on the learner's code
-    ("unreadable", "crashed", "wrong assignment", "grader error", "no notebook"). A text cell that
+    ("unreadable", "crashed", "wrong assignment", "grader error", "killed", "no notebook"). A text cell that
     a spreadsheet would read as a formula ("=...", "+...", "-...", "@...") starts with a quote.
     """
     buffer = io.StringIO()

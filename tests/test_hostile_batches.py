@@ -13,14 +13,19 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from submission_notebooks import ALL, BPE, SOLUTION, TASK_POINTS, write_submission
+
+from grading import batch as batches
 
 REPO = Path(__file__).resolve().parent.parent
 TOTAL = BPE.max_score
+GRADE_ONE = batches.grade_one  # as it is before any test replaces it
 
 
 def grade(*args: str, limit: float = 300) -> subprocess.CompletedProcess:
@@ -208,3 +213,27 @@ def test_messages_cannot_drive_the_terminal(tmp_path: Path) -> None:
     assert "\\x1b[2J\\rzed 26/26" in table and "\\x1b[H\\x9b2J\\u202efake" in table  # shown, escaped
     rows = [line.split() for line in table.splitlines() if line.startswith(("tricks ", "zed "))]
     assert rows == [["tricks", "3/3", "5/5", "7/7", "6/6", "0/5", "21/26"]]
+
+
+# ---- a worker that dies ----------------------------------------------------------------------------
+
+
+def grade_or_die(options: batches.GradingOptions, submission: batches.Submission) -> object:
+    """grade_one, except that the worker process grading "doomed" is killed (SIGKILL), as the
+    out-of-memory killer kills a process: no exception, no clean-up, no result."""
+    if submission.id == "doomed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return GRADE_ONE(options, submission)
+
+
+def test_a_killed_worker_costs_only_the_submission_it_was_grading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [write_submission(tmp_path / f"{name}.ipynb", ALL) for name in ("ada", "doomed", "yan", "zed")]
+    submissions = batches.find_submissions("01_bpe", paths)
+    monkeypatch.setattr(batches, "grade_one", grade_or_die)  # the workers are given this function
+    options = batches.GradingOptions("01_bpe", timeout=2.0, use_bubblewrap=None)
+    reports = list(batches.grade_all(options, submissions, jobs=2))
+    assert [(report.status, report.score) for report in reports] == [
+        ("graded", TOTAL), ("killed", 0), ("graded", TOTAL), ("graded", TOTAL)]
+    assert "was killed" in reports[1].problems[0]
