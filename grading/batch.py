@@ -15,17 +15,20 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
+import os
 import re
 import sys
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 from grading.checks import SetupError
 from grading.grader import SubmissionReport, grade_submission, ungraded_report
 from grading.registry import notebook_for
+from grading.results import GRADES_CSV, printable
 
 # Folders a search for notebooks skips: Jupyter's autosaves and what zip tools add.
 _SKIPPED_FOLDERS = {".ipynb_checkpoints", "__MACOSX"}
@@ -47,19 +50,32 @@ class Submission:
 
 
 def notebooks_in(folder: Path) -> list[Path]:
-    """Every notebook under `folder`, in a stable order, without autosaves and hidden folders."""
-    return sorted(
-        path
-        for path in folder.rglob("*.ipynb")
-        if path.is_file()
-        and not any(part in _SKIPPED_FOLDERS or part.startswith(".") for part in path.relative_to(folder).parts)
-    )
+    """Every notebook under `folder`, in a stable order, without autosaves and hidden folders.
+
+    Everything named *.ipynb counts, whatever it is, and so does a symbolic link to a folder
+    (neither is followed): notebook.read_notebook refuses all but regular files, so a link, a
+    FIFO or a device in a student's folder gets a row that says why instead of vanishing.
+    """
+    found = []
+    for root, folders, files in os.walk(folder):
+        links = [name for name in folders if os.path.islink(os.path.join(root, name))]
+        folders[:] = sorted(name for name in folders if name not in links and _searched(name))
+        found += [Path(root, name) for name in files if name.endswith(".ipynb") and _searched(name)]
+        found += [Path(root, name) for name in links if _searched(name)]
+    return sorted(found)
+
+
+def _searched(name: str) -> bool:
+    """Whether a search for notebooks looks at the file or folder `name` (hidden ones it skips)."""
+    return name not in _SKIPPED_FOLDERS and not name.startswith(".")
 
 
 def _safe_id(text: str) -> str:
-    """A name that is safe as one folder name: _safe_id("Zoë O'Neil") -> 'Zoë_O_Neil'."""
-    cleaned = re.sub(r"[^\w.@+-]", "_", text).strip(".")
-    return cleaned or "submission"
+    """A name that is safe as one folder name in --out: _safe_id("Zoë O'Neil") -> 'Zoë_O_Neil'.
+    It never names the batch's own file there, in any case (macOS's disks ignore case):
+    _safe_id("Grades.csv") -> 'Grades.csv_'."""
+    cleaned = re.sub(r"[^\w.@+-]", "_", text).strip(".") or "submission"
+    return f"{cleaned}_" if cleaned.lower() == GRADES_CSV else cleaned
 
 
 def _unique(ids: list[str]) -> list[str]:
@@ -80,7 +96,7 @@ def _path_ids(paths: list[Path]) -> list[str]:
     _path_ids([Path("x/alice/bpe.ipynb"), Path("y/bob/bpe.ipynb")]) -> ["alice", "bob"]
     _path_ids([Path("a/x/bpe.ipynb"), Path("b/x/bpe.ipynb")]) -> ["a-x", "b-x"]
     """
-    folders = [path.resolve().parent.parts[1:] for path in paths]
+    folders = [Path(os.path.abspath(path)).parent.parts[1:] for path in paths]  # not resolve(): no links followed
 
     def at_depth(index: int, depth: int) -> str:
         return paths[index].stem if depth == 0 else "-".join(folders[index][-depth:])
@@ -126,7 +142,7 @@ def _in_folder(assignment: str, folder: Path) -> tuple[list[Submission], list[Pa
         else:
             outside.append(path)
     if other_assignments and not by_student and not outside:
-        names = ", ".join(sorted(other_assignments))
+        names = printable(", ".join(sorted(other_assignments)))
         print(f"warning: {folder} holds submissions of {names}, not of {assignment}: each is graded as "
               f"{assignment} and its results say so", file=sys.stderr)
         outside = [path for paths in other_assignments.values() for path in paths]
@@ -165,8 +181,9 @@ def find_submissions(assignment: str, paths: Sequence[str | Path]) -> list[Submi
     ids = _unique([_safe_id(submission.id) for submission in submissions])
     for submission in submissions:
         if submission.extra:
-            print(f"warning: {submission.path.parent} holds other notebooks, not graded: "
-                  + ", ".join(path.name for path in submission.extra), file=sys.stderr)
+            extra = ", ".join(path.name for path in submission.extra)
+            print(printable(f"warning: {submission.path.parent} holds other notebooks, not graded: {extra}"),
+                  file=sys.stderr)
     return [Submission(new_id, s.path, s.student, s.extra) for new_id, s in zip(ids, submissions)]
 
 
@@ -188,7 +205,7 @@ def grade_one(options: GradingOptions, submission: Submission) -> SubmissionRepo
     except SetupError:  # the grader lacks a file: no submission can be graded, none scores 0 for it
         raise
     except Exception as err:  # noqa: BLE001 - a grader bug: this submission scores 0, the batch goes on
-        print(f"error: the grader failed on {submission.path}: {type(err).__name__}: {err}", file=sys.stderr)
+        print(printable(f"error: the grader failed on {submission.path}: {type(err).__name__}: {err}"), file=sys.stderr)
         report = ungraded_report(
             options.exercise, submission.path,
             f"the grader failed on this submission ({type(err).__name__}); ask your instructor to look at it",
@@ -198,12 +215,8 @@ def grade_one(options: GradingOptions, submission: Submission) -> SubmissionRepo
         report.problems.append("Other notebooks in your folder were not graded: "
                                + ", ".join(path.name for path in submission.extra))
     if report.status == "wrong assignment":
-        print(f"warning: {submission.path}: {report.problems[0]}", file=sys.stderr)
+        print(printable(f"warning: {submission.path}: {report.problems[0]}"), file=sys.stderr)
     return report
-
-
-def _grade_pair(job: tuple[GradingOptions, Submission]) -> SubmissionReport:
-    return grade_one(*job)
 
 
 def grade_all(options: GradingOptions, submissions: Sequence[Submission], jobs: int) -> Iterator[SubmissionReport]:
@@ -213,14 +226,75 @@ def grade_all(options: GradingOptions, submissions: Sequence[Submission], jobs: 
     but the trusted side redirects sys.stdout while it computes references, which threads would
     share, and each worker keeps its own cache of those references. They are started fresh
     ("spawn"), not forked: a process forked after torch has started its thread pool can hang in
-    its first parallel operation.
+    its first parallel operation. A worker that dies (the out-of-memory killer) costs only the
+    submission it was grading (see `_graded_in_pool`).
     """
     if jobs == 1 or len(submissions) == 1:
         yield from (grade_one(options, submission) for submission in submissions)
         return
-    workers = min(jobs, len(submissions))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(_grade_pair, [(options, submission) for submission in submissions])
+    waiting = deque(range(len(submissions)))
+    reports: dict[int, SubmissionReport] = {}
+    next_index = 0
+    while waiting:  # one pool, then a fresh one for what is left each time a worker dies
+        for index, report in _graded_in_pool(options, submissions, waiting, jobs):
+            reports[index] = report
+            while next_index in reports:
+                yield reports.pop(next_index)
+                next_index += 1
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _graded_in_pool(options: GradingOptions, submissions: Sequence[Submission], waiting: deque[int],
+                    jobs: int) -> Iterator[tuple[int, SubmissionReport]]:
+    """(index, report) for the submissions taken from `waiting`, graded by `jobs` workers, until
+    none is left or a worker dies.
+
+    A dead worker breaks the whole pool, and every submission then in flight fails with it, so at
+    most `jobs` are in flight: those are graded again, each alone in a fresh process, and the
+    one whose process dies again gets a "killed" report. The rest stay in `waiting`, for a fresh
+    pool.
+    """
+    in_flight: dict[Future, int] = {}
+    suspects: list[int] = []
+    with _pool(min(jobs, len(waiting))) as pool:
+        while (waiting or in_flight) and not suspects:
+            while waiting and len(in_flight) < jobs:
+                index = waiting.popleft()
+                in_flight[pool.submit(grade_one, options, submissions[index])] = index
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            if any(_broke(future) for future in finished):
+                finished, _ = wait(in_flight)  # the pool is broken: every future ends now
+            for future in finished:
+                index = in_flight.pop(future)
+                if _broke(future):
+                    suspects.append(index)
+                else:
+                    yield index, future.result()
+    for index in suspects:
+        yield index, _graded_alone(options, submissions[index])
+
+
+def _broke(future: Future) -> bool:
+    """Whether `future` failed because its pool's worker process died."""
+    return isinstance(future.exception(), BrokenProcessPool)
+
+
+def _graded_alone(options: GradingOptions, submission: Submission) -> SubmissionReport:
+    """`submission` graded in a process of its own; a "killed" report if that process dies too."""
+    with _pool(1) as pool:
+        try:
+            return pool.submit(grade_one, options, submission).result()
+        except BrokenProcessPool:
+            print(printable(f"error: the process grading {submission.path} was killed, twice"), file=sys.stderr)
+    return ungraded_report(
+        options.exercise, submission.path,
+        "the process grading this submission was killed (by the system, most likely for using too much "
+        "memory); ask your instructor to look at it",
+        student=submission.student, status="killed",
+    )
 
 
 def positive_seconds(text: str) -> float:

@@ -14,14 +14,14 @@ Each submission is graded by `grader.grade_submission`, which runs the learner's
 sandboxed process; `--jobs N` grades N submissions at a time (in N worker processes).
 
 Exit status: 0 when the batch was graded, whatever the scores (a notebook that cannot be read
-scores 0 with a message); 2 when the grader was misused (unknown assignment, a path that does not
+scores 0 with a message); 1 when some results could not be written (each is named on stderr; the
+rest of the batch was graded and written); 2 when the grader was misused (unknown assignment, a path that does not
 exist, bad options), with a message on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
@@ -35,12 +35,14 @@ from grading.checks import SetupError
 from grading.grader import SubmissionReport
 from grading.registry import checks_for, tasks
 from grading.results import (
+    GRADES_CSV,
     grades_csv,
     gradescope_results,
     json_line,
+    printable,
     task_scores,
+    to_json,
     write_atomic,
-    write_json,
 )
 
 # Exit status for misuse, as argparse uses it.
@@ -61,7 +63,8 @@ _SANDBOX_CHOICES = {"auto": None, "rlimits": False}
 def format_table(graded: Sequence[tuple[Submission, SubmissionReport]], task_names: Sequence[str],
                  verbose: bool = False) -> str:
     """A plain-text table: one row per submission, one column per task, the total last; then the
-    notebook-level problems, one line each; with `verbose`, every failed check's message too."""
+    notebook-level problems, one line each; with `verbose`, every failed check's message too. All
+    text that a submission controls goes through `printable`."""
     header = ["submission", *task_names, "score"]
     rows = []
     for submission, report in graded:
@@ -74,13 +77,24 @@ def format_table(graded: Sequence[tuple[Submission, SubmissionReport]], task_nam
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
     for submission, report in graded:
-        lines.extend(f"{submission.id}: {problem}" for problem in report.problems)
+        lines.extend(f"{submission.id}: {printable(problem)}" for problem in report.problems)
         if verbose:
             for result in report.results:
                 if not result.passed:
                     lines.append(f"{submission.id}: FAIL {result.name} ({result.score:g}/{result.points:g})")
-                    lines.extend(f"    {line}" for line in result.message.splitlines())
+                    lines.extend(f"    {printable(line)}" for line in result.message.rstrip("\n").split("\n"))
     return "\n".join(lines)
+
+
+def written(what: str, path: Path, content: str) -> bool:
+    """Write `content` to `path` atomically; on failure say so on stderr and return False, so
+    that one output that cannot be written (a full disk, a folder in the way) ends nothing else."""
+    try:
+        write_atomic(path, content)
+    except (OSError, ValueError) as err:
+        print(f"error: cannot write the results of {what} to {path}: {printable(str(err))}", file=sys.stderr)
+        return False
+    return True
 
 
 def exercise_tasks(exercise: str) -> list[str]:
@@ -104,19 +118,19 @@ def run_grade(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     graded = []
+    all_written = True
     for submission, report in zip(submissions, grade_all(options, submissions, args.jobs)):
         graded.append((submission, report))
         if out is not None:
-            write_json(out / submission.id / "results.json", gradescope_results(report))
+            results_json = to_json(gradescope_results(report), indent=2) + "\n"
+            all_written &= written(submission.id, out / submission.id / "results.json", results_json)
         if args.format == "jsonl":
-            print(
-                json.dumps(json_line(report, submission.id, submission.student or report.student), ensure_ascii=False),
-                flush=True,
-            )
+            print(to_json(json_line(report, submission.id, submission.student or report.student)), flush=True)
     elapsed = time.monotonic() - started
 
     if out is not None:
-        write_atomic(out / "grades.csv", grades_csv([(s.id, report) for s, report in graded], task_names))
+        csv_text = grades_csv([(s.id, report) for s, report in graded], task_names)
+        all_written &= written("the batch", out / GRADES_CSV, csv_text)
     if args.format == "table":
         print(format_table(graded, task_names, args.verbose))
         # Each sandbox gets its own uid: count "bubblewrap (as uid 1234)" and "(as uid 5678)" together.
@@ -124,8 +138,8 @@ def run_grade(args: argparse.Namespace) -> int:
         print(f"\n{len(graded)} submission(s) of {exercise} graded in {elapsed:.1f} s")
         print("isolation: " + "; ".join(f"{how} ×{count}" for how, count in sorted(isolations.items())))
         if out is not None:
-            print(f"results: {out}/<submission>/results.json and {out / 'grades.csv'}")
-    return 0
+            print(f"results: {out}/<submission>/results.json and {out / GRADES_CSV}")
+    return 0 if all_written else 1
 
 
 def _positive_int(text: str) -> int:
@@ -172,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 graded, 2 misused)."""
+    """Run the command line; return the exit status (0 graded, 1 some results not written, 2 misused)."""
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 and a message on bad options
     try:

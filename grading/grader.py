@@ -71,7 +71,7 @@ class SubmissionReport:
     problems are notebook-level messages for the learner (malformed JSON, a cell that raised, the
     grading process crashed); isolation says how the learner's code was confined; status says
     whether the score is an honest one ("graded") or why not ("unreadable", "crashed", "wrong
-    assignment", "grader error").
+    assignment", "grader error", "killed": the batch's worker grading it died).
     """
 
     submission: str

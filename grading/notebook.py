@@ -24,12 +24,25 @@ exception at its top level) is reported and the next cells still run, as in Jupy
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from grading.learner_side import run_cells
+
+MiB = 2**20
+# The most a notebook file and one graded cell's source may hold: a released notebook is a few
+# hundred KiB and an answer a few KiB, so only a submission meant to exhaust the grader's memory
+# reaches these. Beyond them the notebook scores 0 with a message that says why.
+MAX_NOTEBOOK_BYTES = 20 * MiB
+MAX_CELL_CHARACTERS = 1 * MiB
+# What a path that is not a regular file is, for the message that refuses it.
+_FILE_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+               stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 
 
 @dataclass(frozen=True)
@@ -48,12 +61,37 @@ class GradedCell:
         return f"{self.kind} cell {self.grade_id!r} (cell {self.number})"
 
 
-def read_notebook(path: str | Path) -> dict:
-    """The notebook at `path` as JSON (nbformat 4), with a clear ValueError if it is not one.
-    The file is only read (opened read-only), never written."""
+def _regular_file_bytes(path: str | Path, limit: int) -> bytes:
+    """The content of `path` if it is a regular file of at most `limit` bytes, else a ValueError
+    that says what it is. The path is a submission's: a symbolic link is not followed (it could
+    point at the solution, another learner's notebook or /dev/zero), and a FIFO must not block
+    the open (O_NONBLOCK); fstat then checks the file actually opened, not a name that may have
+    changed since."""
     try:
-        notebook = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ValueError(f"{path} is a symbolic link, not a notebook file: links are not followed") from None
+        raise ValueError(f"cannot read {path} as a notebook: {err.strerror}") from None
+    with os.fdopen(handle, "rb") as file:
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(mode), "something else")
+            raise ValueError(f"{path} is not a regular file ({kind}), so it is not read as a notebook")
+        content = file.read(limit + 1)
+    if len(content) > limit:
+        raise ValueError(f"{path} is more than the {limit // MiB} MiB a notebook may have, so it is not read")
+    return content
+
+
+def read_notebook(path: str | Path) -> dict:
+    """The notebook at `path` as JSON (nbformat 4), with a clear ValueError if it is not one:
+    not a regular file, a symbolic link, larger than MAX_NOTEBOOK_BYTES, not JSON. The file is
+    only read (opened read-only), never written."""
+    content = _regular_file_bytes(path, MAX_NOTEBOOK_BYTES)
+    try:
+        notebook = json.loads(content.decode("utf-8-sig"))  # -sig: a byte-order mark, as some editors write, is skipped
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"cannot read {path} as a notebook: {err}") from None
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise ValueError(f"{path} is not a Jupyter notebook (no list of cells)")
@@ -82,7 +120,8 @@ def _without_magics(source: str) -> str:
 
 
 def graded_cells(notebook: dict) -> list[GradedCell]:
-    """The setup and answer code cells of `notebook`, in order (see the module docstring)."""
+    """The setup and answer code cells of `notebook`, in order (see the module docstring).
+    Raises ValueError for a cell longer than MAX_CELL_CHARACTERS."""
     cells = []
     for index, cell in enumerate(notebook["cells"]):
         cell = _dict(cell)
@@ -96,7 +135,11 @@ def graded_cells(notebook: dict) -> list[GradedCell]:
         else:
             continue
         number = index + 1
-        cells.append(GradedCell(number, kind, str(meta.get("grade_id", f"cell-{number}")), _source(cell)))
+        source = _source(cell)
+        if len(source) > MAX_CELL_CHARACTERS:
+            raise ValueError(f"cell {number} is more than the {MAX_CELL_CHARACTERS // MiB} MiB a cell may have "
+                             f"({len(source):,} characters), so the notebook is not graded")
+        cells.append(GradedCell(number, kind, str(meta.get("grade_id", f"cell-{number}")), source))
     return cells
 
 

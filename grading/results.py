@@ -13,6 +13,11 @@ A hidden check's "output" is the grader's message for it, which never quotes the
 name, pass/fail and score once the instructor publishes the grades, as the course promises
 (Gradescope's own "hidden" would show them nothing of it but the total).
 
+Everything written is ASCII-safe: a learner's process can send back, and a folder's name can hold,
+text that no encoder accepts (a lone surrogate such as "\\ud800", or "caf\\udce9" for a folder
+name in Latin-1). `encodable` writes those characters as escapes, and JSON escapes all that is not
+ASCII, so one submission's text can never stop the batch's files from being written.
+
 Every file is written atomically: into a temporary file in the same folder, then renamed over
 the target with os.replace, so a reader (Gradescope, a spreadsheet, an interrupted batch) sees
 the old file or the new one, never half of one.
@@ -25,12 +30,16 @@ import io
 import json
 import os
 import tempfile
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only read here: results.py writes reports down, whoever made them
     from grading.grader import SubmissionReport
+
+# The batch's own file in --out, beside one folder per submission (so no submission's id may be it).
+GRADES_CSV = "grades.csv"
 
 
 def write_atomic(path: str | Path, content: str | bytes) -> None:
@@ -54,9 +63,43 @@ def write_atomic(path: str | Path, content: str | bytes) -> None:
         raise
 
 
+def encodable(text: str) -> str:
+    r"""`text` with every lone surrogate written as an escape, so that it encodes to UTF-8:
+    encodable("caf\udce9") -> "caf\\udce9"; any other text comes back as it was."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# Unicode categories a terminal may act on instead of showing: control characters (escape
+# sequences, carriage return, C1's CSI), format characters (bidirectional overrides), lone
+# surrogates, line and paragraph separators.
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
+def printable(text: str) -> str:
+    r"""`text` with every character a terminal could act on written as its escape, so that a
+    message cannot clear the screen or draw a row of its own: printable("\x1b[2J") -> "\\x1b[2J"."""
+    return "".join(ascii(char)[1:-1] if unicodedata.category(char) in _UNPRINTABLE else char for char in text)
+
+
+def _encodable_data(data: Any) -> Any:
+    """`data` (plain JSON types) with `encodable` applied to every string in it, keys included."""
+    if isinstance(data, str):
+        return encodable(data)
+    if isinstance(data, dict):
+        return {_encodable_data(key): _encodable_data(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_encodable_data(value) for value in data]
+    return data
+
+
+def to_json(data: Any, indent: int | None = None) -> str:
+    """`data` as ASCII JSON that any parser accepts (no lone surrogates, even escaped)."""
+    return json.dumps(_encodable_data(data), indent=indent, ensure_ascii=True)
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    """`data` as indented JSON at `path`, written atomically (non-ASCII kept as is)."""
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """`data` as indented JSON at `path` (see `to_json`), written atomically."""
+    write_atomic(path, to_json(data, indent=2) + "\n")
 
 
 def summary_output(report: SubmissionReport) -> str:
@@ -126,6 +169,17 @@ def task_scores(report: SubmissionReport, tasks: Sequence[str]) -> dict[str, tup
     return scores
 
 
+# What a spreadsheet reads as the start of a formula (and tab and carriage return, which some
+# read past to one): a cell that starts so gets a quote in front, which makes it plain text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_text(text: str) -> str:
+    """`text` as a CSV cell no spreadsheet runs: _spreadsheet_text("=HYPERLINK(...)") -> "'=HYPERLINK(...)"."""
+    text = encodable(text)
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
 def _number(value: float) -> str:
     """22.0 -> '22', 2.5 -> '2.5': what a spreadsheet and a reader expect."""
     return f"{value:g}"
@@ -138,7 +192,8 @@ def grades_csv(graded: Sequence[tuple[str, SubmissionReport]], tasks: Sequence[s
     alice,submitted/alice/01_bpe/bpe.ipynb,graded,22,22,3,4,...
 
     status tells an honest score ("graded") from a 0 that is no verdict on the learner's code
-    ("unreadable", "crashed", "wrong assignment", "grader error", "no notebook").
+    ("unreadable", "crashed", "wrong assignment", "grader error", "killed", "no notebook"). A text cell that
+    a spreadsheet would read as a formula ("=...", "+...", "-...", "@...") starts with a quote.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -146,7 +201,8 @@ def grades_csv(graded: Sequence[tuple[str, SubmissionReport]], tasks: Sequence[s
     for submission_id, report in graded:
         per_task = task_scores(report, tasks)
         writer.writerow(
-            [submission_id, report.submission, report.status, _number(report.score), _number(report.max_score)]
+            [_spreadsheet_text(cell) for cell in [submission_id, report.submission, report.status]]
+            + [_number(report.score), _number(report.max_score)]
             + [_number(per_task[task][0]) for task in tasks]
         )
     return buffer.getvalue()
