@@ -56,6 +56,11 @@ class GradedCell:
     source: str
 
     @property
+    def code(self) -> str:
+        """The source as the grader runs it (and scans it): magics turned into `pass`."""
+        return _without_magics(self.source)
+
+    @property
     def label(self) -> str:
         """How messages name the cell: "answer cell 'merge' (cell 11)"."""
         return f"{self.kind} cell {self.grade_id!r} (cell {self.number})"
@@ -146,13 +151,13 @@ def graded_cells(notebook: dict) -> list[GradedCell]:
 def extract_source(path: str | Path) -> str:
     """The code the grader runs, as one Python file: each graded cell under a comment naming it."""
     return "\n".join(
-        f"# ---- {cell.label}\n{_without_magics(cell.source)}" for cell in graded_cells(read_notebook(path))
+        f"# ---- {cell.label}\n{cell.code}" for cell in graded_cells(read_notebook(path))
     )
 
 
 def cells_to_run(cells: list[GradedCell]) -> list[tuple[str, str]]:
     """(label, source) per graded cell, magics turned into `pass`: what learner_side.run_cells runs."""
-    return [(cell.label, _without_magics(cell.source)) for cell in cells]
+    return [(cell.label, cell.code) for cell in cells]
 
 
 def load_namespace(path: str | Path) -> tuple[dict, list[str]]:

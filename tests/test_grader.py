@@ -243,8 +243,7 @@ def affine(x, w, b):
 # The name never appears as such in the text: only the sandbox's tripwire can see the call.
 HIDDEN_CALL = """
 import torch
-F = getattr(torch.nn, "func" + "tional")
-layer_function = getattr(F, "lin" + "ear")
+layer_function = vars(torch.nn.functional)["lin" + "ear"]
 def affine(x, w, b):
     return layer_function(torch.tensor(x), torch.tensor(w), torch.tensor(b)).tolist()
 """
@@ -353,3 +352,92 @@ def test_a_forbidden_call_in_the_notebook_costs_the_whole_task_and_only_it() -> 
     assert all(r.score == 0 and "Linear's code called torch.nn.functional.linear" in r.message for r in linear)
     assert all("linear_backward raised" in r.message or "no function named" in r.message
                for r in results if r.task == "linear_backward")
+
+
+# ---- ways around the forbidden-function rule ----------------------------------------------------
+
+
+def findings_in(source: str, exercise: str, grade_id: str) -> dict[tuple[str, ...], list[str]]:
+    """What the static scan finds in one answer cell of `exercise`, by the tasks each finding costs."""
+    cells = [GradedCell(5, "answer", grade_id, source)]
+    found: dict[tuple[str, ...], list[str]] = {}
+    for finding in scan(cells, registry.tasks(exercise), registry.forbidden_for(exercise)):
+        found.setdefault(finding.tasks, []).append(finding.message)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("exercise", "task", "body", "what"),
+    [
+        ("02_linear", "Linear", "return torch.ops.aten.linear(x, self.weight, self.bias)", "torch.ops.aten.linear"),
+        ("03_attention", "scaled_dot_product_attention",
+         "return torch._C._nn.scaled_dot_product_attention(q, k, v)", "torch._C._nn.scaled_dot_product_attention"),
+        ("04_training_loop", "cross_entropy", "return torch._C._nn.cross_entropy_loss(logits, targets)",
+         "torch._C._nn.cross_entropy_loss"),
+        ("04_training_loop", "cross_entropy", "return -torch._C.TensorBase.log_softmax(logits, -1).mean()",
+         "torch._C.TensorBase.log_softmax"),
+        ("02_linear", "linear_backward",
+         "return Variable._execution_engine.run_backward((x,), (grad_output,), False)",
+         "torch.autograd.Variable._execution_engine.run_backward"),
+        ("02_linear", "Linear", "return torch.nn.functional.linear.__closure__[0].cell_contents(x, self.weight)",
+         "__closure__"),
+        ("03_attention", "scaled_dot_product_attention", "return getattr(torch.nn.functional, name)(q, k, v)",
+         "getattr(torch.nn.functional, <a name built at run time>)"),
+        ("04_training_loop", "cross_entropy", "return eval('F.cross' + '_entropy')(logits, targets)",
+         "eval() of a built string"),
+        ("04_training_loop", "cross_entropy", "import importlib; return importlib.import_module('torch.nn.functional')",
+         "importlib.import_module"),
+        ("04_training_loop", "cross_entropy",
+         "import sys; return sys.modules['torch'].nn.functional.cross_entropy(logits, targets)", "sys.modules"),
+    ],
+)
+def test_ways_around_the_rule_cost_the_task_whose_code_uses_them(exercise, task, body, what) -> None:
+    # Each reaches a forbidden computation under a name the tripwires do not wrap, or takes the
+    # real function from where a tripwire keeps it. The code sits in the notebook's *other* task's
+    # cell: it costs the task whose function holds it, wherever it is.
+    other = next(name for name in registry.tasks(exercise) if name != task)
+    header = {"Linear": "class Linear(nn.Module):\n    def forward(self, x):\n",
+              "linear_backward": "def linear_backward(x, weight, grad_output):\n",
+              "scaled_dot_product_attention": "def scaled_dot_product_attention(q, k, v, mask=None):\n",
+              "cross_entropy": "def cross_entropy(logits, targets):\n"}[task]
+    indent = "        " if task == "Linear" else "    "
+    source = ("import torch\nfrom torch import nn\nimport torch.nn.functional as F\n"
+              "from torch.autograd import Variable\nname = 'scaled_dot_product_' + 'attention'\n"
+              + header + indent + body + "\n")
+    found = findings_in(source, exercise, other)
+    assert list(found) == [(task,)], found  # the other task's own code is clean
+    assert any(f"uses {what} (line" in message for message in found[(task,)]), found
+    assert all(message.startswith(NOT_ALLOWED) for message in found[(task,)])
+
+
+def test_the_scan_reads_what_the_sandbox_runs_not_the_raw_cell() -> None:
+    # In the raw cell F.linear sits inside a string; once the `%` line becomes `pass` (as the
+    # grader runs it) the string ends earlier and the line is code.
+    source = ('text = """\n%"""\n"""\nimport torch.nn.functional as F; hidden = F.linear\n#"""\n'
+              "class Linear:\n    pass\n")
+    found = findings_in(source, "02_linear", "Linear")
+    assert any("uses torch.nn.functional.linear (line 4)" in message for message in found[("Linear",)]), found
+
+
+def test_ordinary_code_is_not_flagged() -> None:
+    source = ("import torch\nfrom torch import nn\n"
+              "class Linear(nn.Module):\n    def forward(self, x):\n"
+              "        kind = getattr(torch, 'float32')\n        return (x @ self.weight.T).to(kind)\n"
+              "def linear_backward(x, weight, grad_output):\n    name = 'weight'\n"
+              "    return getattr(grad_output, 'sum')(0), compile('1 + 1', 'x', 'eval'), name\n")
+    assert findings_in(source, "02_linear", "Linear") == {}
+
+
+def test_a_way_around_the_rule_scores_0_in_the_sandbox(notebook_with) -> None:
+    source = ("import math\nimport torch\nfrom torch import nn\n\n"
+              "class Linear(nn.Module):\n"
+              "    def __init__(self, in_features, out_features, bias=True):\n"
+              "        super().__init__()\n        k = 1 / math.sqrt(in_features)\n"
+              "        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-k, k))\n"
+              "        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-k, k)) if bias else None\n"
+              "    def forward(self, x):\n        return torch.ops.aten.linear(x, self.weight, self.bias)\n")
+    solution = REPO / "solutions" / "02_linear" / "linear.ipynb"
+    report = grade_submission("02_linear", notebook_with({"Linear": source}, base=solution))
+    linear = [r for r in report.results if r.task == "Linear"]
+    assert all(r.score == 0 and "uses torch.ops.aten.linear (line 12)" in r.message for r in linear)
+    assert all(r.passed for r in report.results if r.task == "linear_backward")
