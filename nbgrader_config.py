@@ -17,3 +17,6 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
+# Feedback pages show each learner's outputs: nbconvert's sanitiser drops their scripts (a
+# learner's <script> would otherwise run in the browser of whoever opens the page).
+c.HTMLExporter.sanitize_html = True

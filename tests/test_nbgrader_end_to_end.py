@@ -36,6 +36,10 @@ PARTLY_SOLVED = {
 }
 
 
+# A learner's cell whose output is HTML with a script: feedback must show it inert.
+SCRIPT_OUTPUT = "from IPython.display import HTML, display\ndisplay(HTML(\"<b>hi</b><script>document.title = 'owned'</script>\"))\n"
+
+
 def expected_scores(name: str) -> dict[str, int]:
     assignment = ASSIGNMENTS[name]
     return {
@@ -73,6 +77,9 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
             target = course / "submitted" / student / name / assignment.notebook
             target.parent.mkdir(parents=True)
             notebook = submission_notebook(answered, release=released, assignment=assignment)
+            if student == "partial":  # a cell of their own whose output is a script
+                notebook["cells"].append({"cell_type": "code", "id": "their-own", "metadata": {}, "outputs": [],
+                                          "execution_count": None, "source": SCRIPT_OUTPUT})
             target.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
         run(course, *nbgrader, "autograde", name, "--force")
         run(course, *nbgrader, "generate_feedback", name, "--force")
@@ -96,6 +103,15 @@ def test_feedback_html_exists_for_every_student(course: Path, name: str) -> None
         html = course / "feedback" / student / name / assignment.notebook.replace(".ipynb", ".html")
         assert html.is_file(), f"no feedback for {student}"
         assert first_task in html.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_feedback_html_runs_no_script_of_the_learners(course: Path, name: str) -> None:
+    # nbgrader_config.py turns on nbconvert's HTML sanitising: the learner's <script> is dropped
+    # from the feedback page (it would run in the instructor's and the learner's browser).
+    html = (course / "feedback" / "partial" / name / ASSIGNMENTS[name].notebook.replace(".ipynb", ".html")).read_text()
+    assert "<b>hi</b>" in html  # the output is on the page (its source shows only escaped)
+    assert "<script>document.title" not in html
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
