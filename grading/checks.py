@@ -77,13 +77,6 @@ class Input:
             raise SetupError(f"could not build the input <{self.label}>: {type(err).__name__}: {err}") from err
 
 
-@dataclass(frozen=True)
-class Generator:
-    """A fresh `torch.Generator().manual_seed(seed)` for each side of the call."""
-
-    seed: int
-
-
 def built(value: Any) -> Any:
     """`value` with every Input replaced by what it builds (lists, tuples and dict values too)."""
     if isinstance(value, Input):
@@ -98,8 +91,6 @@ def built(value: Any) -> Any:
 def encode(value: Any) -> Any:
     """A Python value as plain data for the learner's side (learner_side.decode reverses it):
     encode((6, 7)) -> {"__tuple__": [6, 7]}; a tensor keeps its dtype and values."""
-    if isinstance(value, Generator):
-        return {"__generator__": value.seed}
     if isinstance(value, tuple):
         return {"__tuple__": [encode(item) for item in value]}
     if isinstance(value, list):
@@ -121,8 +112,6 @@ def describe(value: Any, hidden: bool) -> str:
     """
     if isinstance(value, Input):
         return f"<{value.label}>"
-    if isinstance(value, Generator):
-        return f"torch.Generator().manual_seed({value.seed})"
     if type(value).__name__ == "Tensor":
         shown = f"tensor({_compact(value.tolist())})"
         if hidden or len(shown) > _SHOWN_LENGTH:

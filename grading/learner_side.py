@@ -144,9 +144,8 @@ def describe_exception(err: BaseException, who: str = "it") -> str:
 def decode(value: Any) -> Any:
     """Plain data (as JSON carries it) -> the Python values the learner's functions take.
 
-    Tuples, tensors and random generators travel as one-key markers, since JSON has none of them:
-    decode({"__tuple__": [6, 7]}) -> (6, 7); decode({"__tensor__": [[1.0]], "dtype": "float32"})
-    -> tensor([[1.]]); decode({"__generator__": 0}) -> torch.Generator().manual_seed(0). Lists and
+    Tuples and tensors travel as markers, since JSON has neither: decode({"__tuple__": [6, 7]})
+    -> (6, 7); decode({"__tensor__": [[1.0]], "dtype": "float32"}) -> tensor([[1.]]). Lists and
     dicts are fresh copies: the learner's code may change what it is given.
     """
     if type(value) is list:
@@ -159,10 +158,6 @@ def decode(value: Any) -> Any:
         import torch  # only exercises with tensor inputs need torch here
 
         return torch.tensor(value["__tensor__"], dtype=getattr(torch, value["dtype"]))
-    if "__generator__" in value:
-        import torch
-
-        return torch.Generator().manual_seed(value["__generator__"])
     return {key: decode(item) for key, item in value.items()}
 
 

