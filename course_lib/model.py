@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import KVCache, MultiHeadSelfAttention
+from .generation import sample_next_token
 from .layers import ACTIVATIONS, MLP, Embedding, LayerNorm, Linear, RMSNorm, SwiGLU
 
 NORMS = ("layernorm", "rmsnorm")
@@ -256,11 +257,12 @@ class GPT(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        top_p: float | None = None,
     ) -> torch.Tensor:
         """Extend idx (B, T) by max_new_tokens sampled tokens: returns (B, T + max_new_tokens).
 
-        Each step turns the last position's logits into probabilities (see `sample_next`) and
-        draws the next token. With the key-value cache (use_cache=True) a step runs the model on
+        Each step turns the last position's logits into probabilities and draws the next token
+        (see `course_lib.generation.sample_next_token` for temperature, top_k and top_p). With the key-value cache (use_cache=True) a step runs the model on
         the one new token; without it a step reruns the whole sequence. Both give the same tokens.
 
         The context is cropped as in nanoGPT: once the sequence is longer than block_size, the
@@ -279,35 +281,7 @@ class GPT(nn.Module):
             else:
                 kv_caches = self.new_kv_caches() if use_cache else None
                 logits, _ = self(idx[:, -block_size:], kv_caches=kv_caches)  # (B, T', vocab_size)
-            next_id = sample_next(logits[:, -1, :], temperature, top_k, generator)  # (B, 1)
-            idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
+            next_id = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B,)
+            idx = torch.cat([idx, next_id[:, None]], dim=1)  # (B, T + 1)
         return idx
 
-
-def sample_next(
-    logits: torch.Tensor,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Draw one token id per row of logits (B, vocab_size): returns (B, 1).
-
-    probabilities = softmax(logits / temperature). A temperature below 1 sharpens them towards
-    the most likely token, above 1 flattens them; temperature=0 always takes the most likely
-    (greedy decoding). top_k keeps only the k highest-scoring tokens. For logits [2, 1, 0]:
-    softmax gives [0.665, 0.245, 0.090]; with top_k=2, [0.731, 0.269, 0].
-
-    Pass a seeded `torch.Generator` (on the logits' device) for reproducible draws.
-    """
-    if temperature < 0:
-        raise ValueError(f"sample_next: temperature must be >= 0 (0 = greedy), got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"sample_next: top_k must be a positive integer or None, got {top_k}")
-    if temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)  # (B, 1)
-    logits = logits / temperature  # (B, V)
-    if top_k is not None:
-        kth_best = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth_best, float("-inf"))  # (B, V)
-    probs = torch.softmax(logits, dim=-1)  # (B, V)
-    return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)

@@ -1,4 +1,4 @@
-"""course_lib.model: GPTConfig, Block, GPT (forward, generate with a key-value cache), sample_next.
+"""course_lib.model: GPTConfig, Block, GPT (forward, generate with a key-value cache).
 
 References: F.cross_entropy for the loss; ln(vocab_size) for an untrained model's loss; GPT-2's
 published initialisation (Normal(0, 0.02), residual projections 0.02 / sqrt(2 · n_layers)); a
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 import course_lib.model
 from course_lib.device import get_device
-from course_lib.model import GPT, GPTConfig, sample_next
+from course_lib.model import GPT, GPTConfig
 
 DEVICE = get_device()
 ATOL = 1e-5
@@ -307,27 +307,6 @@ def test_generate_zero_tokens_returns_the_prompt_and_rejects_negative():
     assert torch.equal(model.generate(prompt, 0), prompt)
     with pytest.raises(ValueError, match="max_new_tokens must be >= 0"):
         model.generate(prompt, -1)
-
-
-def test_sample_next_top_k_and_temperature():
-    logits = torch.tensor([[2.0, 1.0, 0.0]], device=DEVICE)
-    assert sample_next(logits, temperature=0.0).item() == 0  # greedy
-    assert sample_next(logits, top_k=1).item() == 0  # only the best survives
-    generator = torch.Generator(device=DEVICE).manual_seed(0)
-    draws = sample_next(logits.expand(20000, 3), top_k=2, generator=generator).flatten()
-    counts = torch.bincount(draws, minlength=3).double() / 20000
-    # softmax([2, 1]) = [e/(e+1), 1/(e+1)] = [0.7311, 0.2689]; token 2 is cut by top_k.
-    assert counts[2].item() == 0
-    assert counts[0].item() == pytest.approx(math.e / (math.e + 1), abs=0.015)
-    # Temperature 2 halves the logits: softmax([1, 0.5, 0]) = [0.5065, 0.3072, 0.1863].
-    draws = sample_next(logits.expand(20000, 3), temperature=2.0, generator=generator).flatten()
-    counts = torch.bincount(draws, minlength=3).double() / 20000
-    expected = torch.softmax(torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64), dim=0)
-    torch.testing.assert_close(counts.cpu(), expected, atol=0.015, rtol=0)
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
-        sample_next(logits, temperature=-1.0)
-    with pytest.raises(ValueError, match="top_k must be a positive integer"):
-        sample_next(logits, top_k=0)
 
 
 # --------------------------------------------------------------------------------------------

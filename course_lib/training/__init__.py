@@ -7,6 +7,7 @@ The modules, in the order a training step uses them:
     schedule.py     lr_at                                       warm-up, then cosine decay
     optim.py        configure_optimizer                         AdamW with decay on matrices only
     trainer.py      Trainer                                     the loop, evaluation, history
+    evaluation.py   perplexity                                  exp(cross-entropy) over a whole text
     checkpoint.py   save_checkpoint, load_checkpoint, load_model
     distributed.py  init_distributed                            several processes under torchrun
     recipes.py      TrainConfig, Recipe, RECIPES                named settings ("shakespeare-char")
@@ -14,6 +15,7 @@ The modules, in the order a training step uses them:
 
 from .checkpoint import CheckpointError, check_same_config, load_checkpoint, load_model, save_checkpoint
 from .data import CharTokenizer, build_tokenizer, get_batch, split_data, tokenizer_from_state, tokenizer_state, vocab_size_of
+from .evaluation import perplexity
 from .distributed import DistributedInfo, init_distributed, shutdown_distributed
 from .loss import cross_entropy
 from .optim import configure_optimizer
@@ -38,6 +40,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "lr_at",
+    "perplexity",
     "save_checkpoint",
     "shutdown_distributed",
     "split_data",

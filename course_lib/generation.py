@@ -1,0 +1,71 @@
+"""What a trained model does with its next-token probabilities: choose the next token.
+
+A language model gives, at every position, one score per vocabulary entry for the token that
+comes next (the logits). Generating text is a loop: score, choose one token, append it, again
+(`GPT.generate`). This module holds the choice, `sample_next_token(logits, temperature, top_k,
+top_p)`: logits (B, V) -> ids (B,). How good the scores are is measured by
+`course_lib.training.perplexity`.
+
+For the logits [2, 1, 0]: softmax gives the probabilities [0.665, 0.245, 0.090].
+
+- temperature divides the logits first: 0.5 sharpens them to [0.867, 0.117, 0.016], 2 flattens
+  them to [0.506, 0.307, 0.186]; temperature 0 always takes the likeliest token (greedy).
+- top_k=2 keeps the two best tokens: [0.731, 0.269, 0].
+- top_p=0.8 keeps the fewest likeliest tokens whose probabilities add up to at least 0.8:
+  0.665 alone is not enough, 0.665 + 0.245 = 0.910 is, so again [0.731, 0.269, 0]. Unlike
+  top-k, the number of tokens kept follows the model's confidence.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def sample_next_token(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Choose one token id per row of logits (B, V): returns (B,) int64 ids.
+
+    In this order: temperature 0 returns the argmax (greedy). Otherwise divide the logits by the
+    temperature; top_k keeps every logit at least as large as the k-th largest; top_p then keeps
+    the smallest set of the likeliest remaining tokens whose probabilities sum to at least p
+    (at least one token); the rest become -inf, and one token per row is drawn from the softmax
+    with `torch.multinomial`. Pass a seeded `torch.Generator` (on the logits' device) for
+    reproducible draws.
+
+        >>> logits = torch.tensor([[2.0, 1.0, 0.0]])
+        >>> sample_next_token(logits, temperature=0).tolist()
+        [0]
+        >>> sample_next_token(logits, top_k=1).tolist()     # only the best token survives
+        [0]
+        >>> sample_next_token(logits, top_p=0.5).tolist()   # 0.665 >= 0.5: the best alone
+        [0]
+    """
+    if temperature < 0:
+        raise ValueError(f"sample_next_token: temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"sample_next_token: top_k must be a positive integer or None, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"sample_next_token: top_p must be in (0, 1] or None, got {top_p}")
+    if logits.dim() != 2:
+        raise ValueError(f"sample_next_token expected logits of shape (B, V), got {tuple(logits.shape)}")
+    if temperature == 0:
+        return logits.argmax(dim=-1)  # (B,)
+    logits = logits / temperature  # (B, V)
+    if top_k is not None:
+        kth_best = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))  # (B, V)
+    if top_p is not None:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)  # (B, V) each
+        sorted_probs = torch.softmax(sorted_logits, dim=-1)  # (B, V)
+        # A token stays if the likelier tokens before it do not reach p yet: the first always does.
+        drop_sorted = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p  # (B, V)
+        drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+        logits = logits.masked_fill(drop, float("-inf"))  # (B, V)
+    probs = torch.softmax(logits, dim=-1)  # (B, V)
+    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # (B,)
+

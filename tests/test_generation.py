@@ -1,0 +1,102 @@
+"""course_lib.generation.sample_next_token and course_lib.training.perplexity.
+
+Sampling is checked against distributions worked out by hand (softmax of small logit vectors)
+and against torch.multinomial's own draws; perplexity against torch.nn.functional.cross_entropy
+computed window by window.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib.device import get_device
+from course_lib.generation import sample_next_token
+from course_lib.model import GPT, GPTConfig
+from course_lib.training import perplexity
+
+DEVICE = get_device()
+N = 20000  # draws per frequency estimate: the standard error of a frequency is below 0.004
+
+
+def frequencies(logits: torch.Tensor, seed: int = 0, **kwargs) -> torch.Tensor:
+    """How often each token is drawn from N copies of one row of logits."""
+    generator = torch.Generator(device=DEVICE).manual_seed(seed)
+    draws = sample_next_token(logits.expand(N, -1), generator=generator, **kwargs)
+    assert draws.shape == (N,) and draws.dtype == torch.int64
+    return (torch.bincount(draws, minlength=logits.shape[-1]).double() / N).cpu()
+
+
+def test_greedy_top_k_temperature_and_top_p_give_the_hand_computed_distributions():
+    logits = torch.tensor([[2.0, 1.0, 0.0]], device=DEVICE)
+    assert sample_next_token(logits, temperature=0).tolist() == [0]
+    assert sample_next_token(logits, top_k=1).tolist() == [0]
+    # softmax([2, 1]) = [e/(e+1), 1/(e+1)] = [0.7311, 0.2689]; token 2 is cut by top_k.
+    two_best = torch.tensor([math.e / (math.e + 1), 1 / (math.e + 1), 0.0], dtype=torch.float64)
+    torch.testing.assert_close(frequencies(logits, top_k=2), two_best, atol=0.015, rtol=0)
+    # Temperature 2 halves the logits: softmax([1, 0.5, 0]) = [0.5065, 0.3072, 0.1863].
+    expected = torch.softmax(torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64), dim=0)
+    torch.testing.assert_close(frequencies(logits, temperature=2.0), expected, atol=0.015, rtol=0)
+    # softmax([2, 1, 0]) = [0.665, 0.245, 0.090]: p = 0.8 needs the first two, p = 0.6 the first
+    # alone, p = 0.95 all three, p = 1 all three.
+    torch.testing.assert_close(frequencies(logits, top_p=0.8), two_best, atol=0.015, rtol=0)
+    assert frequencies(logits, top_p=0.6).tolist() == [1.0, 0.0, 0.0]
+    everything = torch.softmax(logits.double().cpu()[0], dim=0)
+    for p in (0.95, 1.0):
+        torch.testing.assert_close(frequencies(logits, top_p=p), everything, atol=0.015, rtol=0)
+    # top_k first, then top_p among what is left: k = 2 leaves [0.731, 0.269]; p = 0.7 keeps one.
+    assert frequencies(logits, top_k=2, top_p=0.7).tolist() == [1.0, 0.0, 0.0]
+
+
+def test_draws_are_torch_multinomial_of_the_kept_probabilities():
+    """With the same generator, sample_next_token draws exactly what torch.multinomial draws from
+    the filtered, renormalised distribution (so a seed gives the same text everywhere)."""
+    logits = torch.randn(64, 50, generator=torch.Generator().manual_seed(3)).to(DEVICE)
+    got = sample_next_token(logits, temperature=0.7, top_k=20, top_p=0.9, generator=torch.Generator(DEVICE).manual_seed(5))
+    scaled = (logits / 0.7).double()
+    kept = torch.zeros_like(scaled, dtype=torch.bool)
+    for row in range(64):  # written out per row: sort, keep the top 20, then the nucleus of 0.9
+        order = scaled[row].argsort(descending=True)[:20]
+        probs = torch.softmax(scaled[row, order], dim=0)
+        before = torch.cumsum(probs, 0) - probs
+        kept[row, order[before < 0.9]] = True
+    probs = torch.softmax(scaled.masked_fill(~kept, float("-inf")), dim=-1).float()
+    want = torch.multinomial(probs, 1, generator=torch.Generator(DEVICE).manual_seed(5)).squeeze(-1)
+    assert torch.equal(got, want)
+
+
+def test_degenerate_inputs_and_bad_arguments():
+    one_token = torch.tensor([[0.3]], device=DEVICE)  # V = 1: every method picks token 0
+    for kwargs in ({}, {"temperature": 0}, {"top_k": 5}, {"top_p": 0.01}):
+        assert sample_next_token(one_token, **kwargs).tolist() == [0]
+    logits = torch.tensor([[0.0, 5.0, 5.0, -1.0]], device=DEVICE)
+    assert sample_next_token(logits, temperature=0).tolist() == [1]  # argmax keeps the first tie
+    # Two tied best tokens and k = 1: both are "at least as large as the k-th largest".
+    assert set(frequencies(logits, top_k=1).nonzero().flatten().tolist()) == {1, 2}
+    for kwargs, message in (
+        ({"temperature": -0.5}, "temperature must be >= 0"),
+        ({"top_k": 0}, "top_k must be a positive integer"),
+        ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+        ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            sample_next_token(logits, **kwargs)
+    with pytest.raises(ValueError, match=r"shape \(B, V\)"):
+        sample_next_token(logits[0])
+
+
+@pytest.mark.parametrize("n_tokens", [2, 9, 10, 100])
+def test_perplexity_is_exp_of_the_cross_entropy_over_every_predicted_token(n_tokens):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layers=1, d_model=16, n_heads=2)).to(DEVICE)
+    ids = torch.randint(0, 11, (n_tokens,))
+    total = 0.0
+    for start in range(0, n_tokens - 1, 8):  # windows of 9 tokens sharing their edge token
+        window = ids[start : start + 9].to(DEVICE)
+        logits, _ = model(window[None, :-1])
+        total += F.cross_entropy(logits[0].double(), window[1:], reduction="sum").item()
+    assert perplexity(model, ids, batch_size=3) == pytest.approx(math.exp(total / (n_tokens - 1)), rel=1e-5)
+    assert model.training  # left as it was found
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        perplexity(model, ids[:1])
