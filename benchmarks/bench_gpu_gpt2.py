@@ -13,6 +13,7 @@ conservative count. The data are random ids: speed does not depend on them.
 
     python benchmarks/bench_gpu_gpt2.py                       # on a CUDA machine
     python benchmarks/bench_gpu_gpt2.py --tiny --steps 3      # a smoke test on a CPU
+    python benchmarks/bench_gpu_gpt2.py --profile             # and where a step's time goes
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, if not in the table")
     parser.add_argument("--tiny", action="store_true", help="a tiny model instead of GPT-2 small (smoke test)")
+    parser.add_argument("--profile", action="store_true", help="then profile 3 steps: the 15 costliest operations")
     args = parser.parse_args()
 
     device = get_device(args.device)
@@ -101,6 +103,22 @@ def main() -> None:
         print(f"MFU: {mfu:.1%} of {peak:.0f} TFLOP/s bf16 (target >= 40% on an H100)")
     if device.type == "cuda":
         print(f"peak memory: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
+    if args.profile:
+        with flash:
+            profile_steps(trainer, device)
+
+
+def profile_steps(trainer: Trainer, device: torch.device, steps: int = 3) -> None:
+    """Print the operations that took the most device time (CPU time without a GPU) over `steps` steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            trainer.train_step()
+    sort_by = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    print(f"profile of {steps} steps, by {sort_by}:")
+    print(prof.key_averages().table(sort_by=sort_by, row_limit=15, max_name_column_width=60))
 
 
 if __name__ == "__main__":

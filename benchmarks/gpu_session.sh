@@ -61,6 +61,6 @@ CKPT_DIR=$(mktemp -d)
 rm -rf "$CKPT_DIR"
 
 echo "== 3. bench_gpu_gpt2.py on $DEVICE" | tee "$OUT/bench_gpu_gpt2.txt"
-"$PYTHON" benchmarks/bench_gpu_gpt2.py "${BENCH_ARGS[@]}" 2>&1 | tee -a "$OUT/bench_gpu_gpt2.txt" || status=1
+"$PYTHON" benchmarks/bench_gpu_gpt2.py --profile "${BENCH_ARGS[@]}" 2>&1 | tee -a "$OUT/bench_gpu_gpt2.txt" || status=1
 
 exit $status
