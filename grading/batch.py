@@ -3,16 +3,23 @@
 Both front ends use this module: the command line (cli.py) and Gradescope's runner
 (gradescope.py). A folder is searched for notebooks. In nbgrader's layout,
 `<folder>/<student>/<assignment>/<notebook>.ipynb`, the student's name is the submission's id and
-the notebook named like the assignment's release (`bpe.ipynb` for 01_bpe) is the submission;
-other notebooks in that folder ("bpe (1).ipynb") are reported as extra files, never graded under
-invented ids. Elsewhere the id is the notebook's name without .ipynb, or its folder's name when
-several notebooks share a name (alice/bpe.ipynb, bob/bpe.ipynb). A notebook given directly
-counts as its student's when it sits in nbgrader's own `submitted/<student>/<assignment>/`.
+the notebook named like the assignment's release (`bpe.ipynb` for 01_bpe) is the submission.
+Only that depth counts: other notebooks in a student's folder ("bpe (1).ipynb", or a copy of
+someone else's folder inside it) are reported as that student's extra files, never graded under
+an id of their own, and a student without a notebook at that place gets a row saying where it
+was expected. Outside that layout the id is the notebook's name without .ipynb, or its folder's
+name when several notebooks share a name (alice/bpe.ipynb, bob/bpe.ipynb). A notebook given
+directly counts as its student's when it sits in nbgrader's own `submitted/<student>/<assignment>/`.
+
+Ids are folder names in the output, so two submissions whose ids are the same once made safe
+("a b" and "a_b", or "Ada" and "ada" on a disk that ignores case) are an error for both: neither
+is graded, both get a row that says why, and the grader exits with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -41,12 +48,19 @@ class UsageError(Exception):
 @dataclass(frozen=True)
 class Submission:
     """One notebook to grade: its id (a folder name in --out), its path, its student (nbgrader's
-    layout) and the other notebooks found beside it (reported, not graded)."""
+    layout) and the other notebooks found beside it (reported, not graded). A submission with a
+    `problem` is not graded: its row says the problem, with `status`."""
 
     id: str
     path: Path
     student: str | None = None
     extra: tuple[Path, ...] = ()
+    problem: str | None = None
+    status: str = "graded"
+
+
+# The status of a submission whose id another submission also maps to.
+ID_COLLISION = "id collision"
 
 
 def notebooks_in(folder: Path) -> list[Path]:
@@ -78,16 +92,6 @@ def _safe_id(text: str) -> str:
     return f"{cleaned}_" if cleaned.lower() == GRADES_CSV else cleaned
 
 
-def _unique(ids: list[str]) -> list[str]:
-    """Ids made unique with a counter: ["a", "b", "a"] -> ["a", "b", "a-2"]."""
-    seen: Counter[str] = Counter()
-    unique = []
-    for name in ids:
-        seen[name] += 1
-        unique.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
-    return unique
-
-
 def _path_ids(paths: list[Path]) -> list[str]:
     """Ids for notebooks outside nbgrader's layout: each notebook's name, or, when another
     notebook has the same name, its folder's name (as many folders up as it takes):
@@ -107,7 +111,7 @@ def _path_ids(paths: list[Path]) -> list[str]:
             candidate = at_depth(index, depth)
             if sum(at_depth(other, depth) == candidate for other in range(len(paths))) == 1:
                 break
-        else:  # the same file given twice: _unique numbers the copies
+        else:  # the same file given twice: find_submissions reports the two as colliding
             candidate = paths[index].stem
         ids.append(candidate)
     return ids
@@ -129,28 +133,56 @@ def choose_notebook(candidates: list[Path], name: str) -> tuple[Path, list[Path]
 
 
 def _in_folder(assignment: str, folder: Path) -> tuple[list[Submission], list[Path]]:
-    """(submissions in nbgrader's layout under `folder`, notebooks outside that layout)."""
+    """(submissions in nbgrader's layout under `folder`, notebooks outside any layout).
+
+    A notebook at <student>/<assignment>/<name> is a candidate of that student. Once `folder`
+    has that layout, every other notebook inside a student's folder is one of the student's
+    extra files, and a notebook beside the students' folders gets a row that says it is not graded;
+    only a folder with no layout at all gives notebooks ids of their own (the second list).
+    """
     by_student: dict[str, list[Path]] = defaultdict(list)
+    misplaced: dict[str, list[Path]] = defaultdict(list)  # student -> notebooks at another depth
     other_assignments: dict[str, list[Path]] = defaultdict(list)
-    outside = []
+    loose = []
     for path in notebooks_in(folder):
         parts = path.relative_to(folder).parts
         if len(parts) == 3 and parts[1] == assignment:
             by_student[parts[0]].append(path)
         elif len(parts) == 3:
             other_assignments[parts[1]].append(path)
+        elif len(parts) > 1:
+            misplaced[parts[0]].append(path)
         else:
-            outside.append(path)
-    if other_assignments and not by_student and not outside:
+            loose.append(path)
+    if not by_student and not other_assignments:
+        return [], loose + [path for paths in misplaced.values() for path in paths]
+    if other_assignments and not by_student:
         names = printable(", ".join(sorted(other_assignments)))
         print(f"warning: {folder} holds submissions of {names}, not of {assignment}: each is graded as "
               f"{assignment} and its results say so", file=sys.stderr)
-        outside = [path for paths in other_assignments.values() for path in paths]
+        for paths in other_assignments.values():
+            for path in paths:
+                by_student[path.relative_to(folder).parts[0]].append(path)
+    beside = []
+    for path in loose:
+        if path.is_symlink():  # a link in place of a student's folder: its row says it is refused
+            by_student[path.name].append(path)
+            continue
+        problem = (f"{path.name} is not in a student's folder (<student>/{assignment}/"
+                   f"{notebook_for(assignment)}): not graded")
+        beside.append(Submission(path.stem, path, None, (), problem, "misplaced"))
     submissions = []
-    for student, paths in by_student.items():
-        chosen, extra = choose_notebook(paths, notebook_for(assignment))
-        submissions.append(Submission(student, chosen, student, tuple(extra)))
-    return submissions, outside
+    for student in sorted(by_student.keys() | misplaced.keys()):
+        if student in by_student:
+            chosen, extra = choose_notebook(by_student[student], notebook_for(assignment))
+            submissions.append(Submission(student, chosen, student, tuple(extra + misplaced[student])))
+            continue
+        expected = folder / student / assignment / notebook_for(assignment)
+        found = ", ".join(str(path.relative_to(folder / student)) for path in misplaced[student])
+        problem = (f"no notebook at {student}/{assignment}/{notebook_for(assignment)}; found {found}, "
+                   "which is not where a submission of this assignment goes")
+        submissions.append(Submission(student, expected, student, tuple(misplaced[student]), problem, "misplaced"))
+    return submissions + beside, []
 
 
 def find_submissions(assignment: str, paths: Sequence[str | Path]) -> list[Submission]:
@@ -178,13 +210,38 @@ def find_submissions(assignment: str, paths: Sequence[str | Path]) -> list[Submi
     if not in_layout and not outside:
         raise UsageError("no notebooks to grade: give notebooks, or folders that contain them")
     submissions = in_layout + [Submission(name, path) for name, path in zip(_path_ids(outside), outside)]
-    ids = _unique([_safe_id(submission.id) for submission in submissions])
     for submission in submissions:
         if submission.extra:
-            extra = ", ".join(path.name for path in submission.extra)
+            extra = ", ".join(_shown(path, submission) for path in submission.extra)
             print(printable(f"warning: {submission.path.parent} holds other notebooks, not graded: {extra}"),
                   file=sys.stderr)
-    return [Submission(new_id, s.path, s.student, s.extra) for new_id, s in zip(ids, submissions)]
+    return _without_collisions(submissions)
+
+
+def _shown(path: Path, submission: Submission) -> str:
+    """An extra notebook's path, relative to the submission's folder when it lies inside it."""
+    try:
+        return str(path.relative_to(submission.path.parent))
+    except ValueError:
+        return str(path)
+
+
+def _without_collisions(submissions: list[Submission]) -> list[Submission]:
+    """The submissions with safe ids; those that share an id (in any case) are not graded."""
+    ids = [_safe_id(submission.id) for submission in submissions]
+    counts = Counter(name.lower() for name in ids)
+    checked = []
+    for name, submission in zip(ids, submissions):
+        if counts[name.lower()] == 1:
+            checked.append(dataclasses.replace(submission, id=name))
+            continue
+        others = [str(other.path) for other_name, other in zip(ids, submissions)
+                  if other_name.lower() == name.lower() and other is not submission]
+        problem = (f"not graded: the submission {submission.path} and {', '.join(others)} would share the "
+                   f"result folder {name!r}; rename one of them, then grade again")
+        print(printable(f"error: {problem}"), file=sys.stderr)
+        checked.append(dataclasses.replace(submission, id=name, problem=problem, status=ID_COLLISION))
+    return checked
 
 
 @dataclass(frozen=True)
@@ -199,6 +256,9 @@ class GradingOptions:
 def grade_one(options: GradingOptions, submission: Submission) -> SubmissionReport:
     """Grade one submission; never raises for anything the submission does. grade_submission
     already turns that into a report; this also keeps a bug of the grader from ending the batch."""
+    if submission.problem is not None:
+        return ungraded_report(options.exercise, submission.path, submission.problem,
+                               student=submission.student, status=submission.status)
     try:
         report = grade_submission(options.exercise, submission.path, student=submission.student,
                                   timeout=options.timeout, use_bubblewrap=options.use_bubblewrap)
@@ -213,7 +273,7 @@ def grade_one(options: GradingOptions, submission: Submission) -> SubmissionRepo
         )
     if submission.extra:
         report.problems.append("Other notebooks in your folder were not graded: "
-                               + ", ".join(path.name for path in submission.extra))
+                               + ", ".join(_shown(path, submission) for path in submission.extra))
     if report.status == "wrong assignment":
         print(printable(f"warning: {submission.path}: {report.problems[0]}"), file=sys.stderr)
     return report

@@ -7,15 +7,17 @@
 
 `grade` takes notebooks and folders. A folder is searched for notebooks; in nbgrader's layout
 `submitted/<student>/<assignment>/<notebook>.ipynb` only the assignment's folders count and the
-student's name becomes the submission's id. Elsewhere the id is the notebook's name without
-.ipynb, or its folder's name when several notebooks share a name (alice/bpe.ipynb, bob/bpe.ipynb).
+student's name becomes the submission's id (other notebooks in a student's folder are reported,
+not graded). Elsewhere the id is the notebook's name without .ipynb, or its folder's name when
+several notebooks share a name (alice/bpe.ipynb, bob/bpe.ipynb). Two submissions with the same
+id are graded neither (see batch.py).
 
 Each submission is graded by `grader.grade_submission`, which runs the learner's code in its own
 sandboxed process; `--jobs N` grades N submissions at a time (in N worker processes).
 
 Exit status: 0 when the batch was graded, whatever the scores (a notebook that cannot be read
-scores 0 with a message); 1 when some results could not be written (each is named on stderr; the
-rest of the batch was graded and written); 2 when the grader was misused (unknown assignment, a path that does not
+scores 0 with a message); 1 when some results could not be written or two submissions share an
+id (each is named on stderr; the rest of the batch was graded and written); 2 when the grader was misused (unknown assignment, a path that does not
 exist, bad options), with a message on stderr.
 """
 
@@ -30,7 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from grading import gradescope
-from grading.batch import GradingOptions, Submission, UsageError, find_submissions, grade_all, positive_seconds
+from grading.batch import (
+    ID_COLLISION, GradingOptions, Submission, UsageError, find_submissions, grade_all, positive_seconds,
+)
 from grading.checks import SetupError
 from grading.grader import SubmissionReport
 from grading.registry import checks_for, tasks
@@ -121,7 +125,9 @@ def run_grade(args: argparse.Namespace) -> int:
     all_written = True
     for submission, report in zip(submissions, grade_all(options, submissions, args.jobs)):
         graded.append((submission, report))
-        if out is not None:
+        if submission.status == ID_COLLISION:
+            all_written = False  # neither submission's results may take the shared folder
+        elif out is not None:
             results_json = to_json(gradescope_results(report), indent=2) + "\n"
             all_written &= written(submission.id, out / submission.id / "results.json", results_json)
         if args.format == "jsonl":

@@ -310,7 +310,7 @@ def test_another_assignments_notebooks_are_graded_with_a_warning(tmp_path: Path)
     with open(tmp_path / "out" / "grades.csv", newline="", encoding="utf-8") as file:
         (row,) = csv.DictReader(file)
     assert (row["status"], float(row["score"])) == ("wrong assignment", 0)
-    assert "looks like one of 01_bpe" in results_of(tmp_path / "out", "bpe")["output"]
+    assert "looks like one of 01_bpe" in results_of(tmp_path / "out", "ada")["output"]
 
 
 def test_verbose_table_prints_the_failed_checks_messages(tmp_path: Path) -> None:

@@ -121,6 +121,45 @@ def test_a_student_named_like_the_grades_file_gets_a_folder_of_its_own(tmp_path:
     assert [(line["id"], line["student"]) for line in lines] == [("grades.csv_", "grades.csv"), ("zed", "zed")]
 
 
+# ---- the layout decides ids, never a path the submission chose ----------------------------------------
+
+
+def test_a_copy_of_another_students_folder_is_an_extra_file_not_that_student(tmp_path: Path) -> None:
+    """aaron hands in a release and, inside his folder, a full-marks copy laid out as alice's;
+    bea hands in only such a copy. Neither copy is graded, nor takes alice's id."""
+    submitted = tmp_path / "submitted"
+    write_submission(submitted / "alice" / "01_bpe" / "bpe.ipynb", ALL)
+    write_submission(submitted / "aaron" / "01_bpe" / "bpe.ipynb")
+    for student in ("aaron", "bea"):
+        write_submission(submitted / student / "01_bpe" / "submitted" / "alice" / "01_bpe" / "bpe.ipynb", ALL)
+    out = tmp_path / "out"
+    done = grade("01_bpe", str(submitted), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = csv_rows(out)
+    assert sorted(rows) == ["aaron", "alice", "bea"]  # no alice-2
+    assert (float(rows["alice"]["score"]), float(rows["aaron"]["score"]), float(rows["bea"]["score"])) == (TOTAL, 0, 0)
+    assert results_of(out, "alice")["score"] == TOTAL
+    assert "submitted/alice/01_bpe/bpe.ipynb" in results_of(out, "aaron")["output"]  # reported as his extra file
+    assert rows["bea"]["status"] == "misplaced"
+    assert "no notebook at bea/01_bpe/bpe.ipynb" in results_of(out, "bea")["output"]
+
+
+def test_two_submissions_with_one_id_are_an_error_for_both_never_a_suffix(tmp_path: Path) -> None:
+    submitted = tmp_path / "submitted"
+    for student in ("a b", "a_b", "a_b-2", "zed"):
+        write_submission(submitted / student / "01_bpe" / "bpe.ipynb", ALL)
+    out = tmp_path / "out"
+    done = grade("01_bpe", str(submitted), "--out", str(out))
+    assert done.returncode == 1  # the instructor must rename one folder
+    assert done.stderr.count(b"would share the result folder 'a_b'") == 2
+    text = (out / "grades.csv").read_bytes().decode("ascii")
+    rows = [(row["student"], row["status"], float(row["score"])) for row in csv.DictReader(text.splitlines())]
+    assert sorted(rows) == [("a_b", "id collision", 0), ("a_b", "id collision", 0),
+                            ("a_b-2", "graded", TOTAL), ("zed", "graded", TOTAL)]
+    assert not (out / "a_b").exists()  # neither took the folder
+    assert results_of(out, "a_b-2")["score"] == TOTAL
+
+
 # ---- what is not a notebook file ---------------------------------------------------------------------
 
 
