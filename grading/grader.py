@@ -15,11 +15,18 @@ The steps, and which process does each:
    Shakespeare, tiktoken, course_lib).
 3. (sandbox) ONE child process for the whole submission runs learner_side.main(): it runs the
    cells, then every check's calls under a time limit, and writes one JSON line per check on
-   its stdout, tagged with a random nonce. Neither course_lib nor the grader is importable there, and with
-   bubblewrap the repository (solutions, tests) and other submissions are not even visible.
-4. (grader) read those lines back as plain data, validate them strictly, compare each with its
-   reference, score. A check whose line never came (the child crashed, ran out of time or
-   memory, or broke its own output) scores 0 with a message that says what happened.
+   its stdout, tagged with a random nonce. Neither course_lib nor the grader is importable
+   there, and with bubblewrap the repository (solutions, tests) and other submissions are not
+   even visible.
+4. (grader) read those lines as they come, as plain data, in the order it asked for them
+   (`_Records`): each line starts the clock of the next check, and a child whose next line does
+   not come in time is stopped by the grader (the learner's code can switch off a timer inside
+   its own process, not this one). That check scores 0, the task's later checks are not run,
+   and a fresh child runs the other tasks' remaining checks. A line the grader did not ask for
+   at that point (a second result for a check, one for a check not running) is tampering:
+   the tasks it concerns score 0. Then compare each result with its reference, and score. A
+   check whose line never came (the child crashed, ran out of memory or of the submission's
+   whole time, or broke its own output) scores 0 with a message that says what happened.
 
 Nothing a submission does raises here; only misuse (an unknown exercise) and a grader that
 cannot compute its expected values (checks.SetupError) do.
@@ -27,6 +34,7 @@ cannot compute its expected values (checks.SetupError) do.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
@@ -39,13 +47,19 @@ from typing import Any
 from grading import learner_side
 from grading.checks import Check, Outcome, Result, failed, judge, not_allowed
 from grading.notebook import cells_to_run, graded_cells, read_notebook
-from grading.registry import EXERCISES, checks_for, forbidden_for, tasks
+from grading.learner_side import shorten
+from grading.registry import EXERCISES, checks_for, forbidden_for, released_cells, tasks
 from grading.sandbox import Limits, SandboxResult, run_sandboxed
 from grading.static_scan import scan
 
-# Seconds the child may spend starting, on top of `timeout` per cell and per check (starting
+# Seconds the child may spend starting, on top of `timeout` per cell and per call (starting
 # Python takes 0.1 s; importing torch, for the exercises that use it, about 2 s).
 STARTUP_SECONDS = 10.0
+# Seconds a check may take beyond `timeout` per call before the grader stops the child: the
+# child's own timer interrupts a slow call at `timeout`; this is for code that switched it off.
+GRACE_SECONDS = 5.0
+# The most a submission may take in all, however many checks and however long `timeout`.
+MAX_SUBMISSION_SECONDS = 600.0
 # The package name the learner-side modules get inside the sandbox (course_lib is not there).
 _CHILD_PACKAGE = "grading_child"
 _GRADING_PACKAGE = "grading"
@@ -92,14 +106,6 @@ class SubmissionReport:
         return float(sum(result.points for result in self.results))
 
 
-def _fresh_uid() -> int:
-    """A uid for one sandboxed child (used when the grader runs as root with bubblewrap). The
-    kernel's process limit counts all processes of a uid, so children graded at the same time
-    under one uid would share it: a fork bomb in one submission could stop the next from starting.
-    A random uid from a range no real user has keeps them apart."""
-    return 200_000 + secrets.randbelow(100_000)
-
-
 def _learner_side_modules(checks: list[Check]) -> set[str]:
     """The learner-side modules the checks' calls name (adapters and `returns` conversions), as
     modules of this package: {"grading.learner_side", "grading.exercises.bpe_calls"}."""
@@ -125,41 +131,76 @@ def _child_files(checks: list[Check]) -> dict[str, str]:
     return files
 
 
-def _read_results(stdout: bytes, nonce: str) -> list[Any]:
-    """The records on stdout lines tagged with this run's nonce, in order (untagged or broken
-    lines are skipped). json.loads builds only plain types; NaN and Infinity are refused."""
-    prefix = f"{learner_side.RESULT_MARKER}{nonce} ".encode()
-    records = []
-    for line in stdout.split(b"\n")[:-1]:  # [:-1]: a line without its newline was cut off
-        if line.startswith(prefix):
+class _Records:
+    """What one child reports, read line by line as it arrives (`on_line`, called by the sandbox).
+
+    The grader expects exactly: {"cells": problems}, then {"check": i, "outcome": ...} for each
+    check i of `order`, in that order. Lines without this run's nonce are the learner's own
+    output and are ignored; a tagged line that is not the one expected next is tampering, and
+    the tasks of the check it names and of the check then running are recorded in `tampered`.
+    on_line returns the seconds the child has for its next line: the next check's budget.
+    """
+
+    def __init__(self, nonce: str, order: list[int], checks: list[Check], timeout: float) -> None:
+        self.prefix = f"{learner_side.RESULT_MARKER}{nonce} ".encode()
+        self.order = order
+        self.checks = checks
+        self.timeout = timeout
+        self.cell_problems: list[str] | None = None
+        self.outcomes: dict[int, Outcome] = {}
+        self.refused: dict[int, str] = {}  # check index -> why its outcome was refused
+        self.tampered: dict[str, str] = {}  # task -> what was sent that was not asked for
+        self.done = 0  # how many checks of `order` have reported
+
+    def absorb(self, later: _Records) -> _Records:
+        """These records and those of a later child that ran the remaining checks."""
+        self.outcomes.update(later.outcomes)
+        self.refused.update(later.refused)
+        for task, what in later.tampered.items():
+            self.tampered.setdefault(task, what)
+        return self
+
+    def budget(self, index: int) -> float:
+        """Seconds check `index` may take: `timeout` per call, and a grace for the rest."""
+        return self.timeout * len(self.checks[index].calls) + GRACE_SECONDS
+
+    def running(self) -> int | None:
+        """The check the child is running (None while it runs the cells, or when all are done)."""
+        return self.order[self.done] if self.cell_problems is not None and self.done < len(self.order) else None
+
+    def on_line(self, line: bytes) -> float | None:
+        if not line.startswith(self.prefix):
+            return None
+        try:
+            record = json.loads(line[len(self.prefix) :], parse_constant=_refuse)
+        except ValueError:  # UnicodeDecodeError is a ValueError too
+            record = None
+        if type(record) is dict and self.cell_problems is None and type(record.get("cells")) is list:
+            self.cell_problems = [p for p in record["cells"] if type(p) is str]
+        elif type(record) is dict and self.running() is not None and record.get("check") == self.running() \
+                and type(record.get("check")) is int:
+            index = self.order[self.done]
             try:
-                records.append(json.loads(line[len(prefix) :], parse_constant=_refuse))
-            except ValueError:
-                continue
-    return records
+                self.outcomes[index] = Outcome.from_plain(record.get("outcome"))
+            except ValueError as err:
+                self.refused[index] = str(err)
+            self.done += 1
+        else:
+            self._tamper(record)
+            return None
+        following = self.running()
+        return None if following is None else self.budget(following)
+
+    def _tamper(self, record: Any) -> None:
+        named = record.get("check") if type(record) is dict else None
+        suspects = [index for index in (named, self.running()) if type(index) is int and 0 <= index < len(self.checks)]
+        tasks_hit = {self.checks[index].task for index in suspects} or {check.task for check in self.checks}
+        for task in tasks_hit:
+            self.tampered.setdefault(task, f"a result line that the grader did not ask for ({shorten(str(record))})")
 
 
 def _refuse(constant: str) -> None:
     raise ValueError(f"{constant} is not allowed")
-
-
-def _outcomes(records: list[Any]) -> tuple[list[str] | None, dict[int, Outcome], dict[int, str]]:
-    """(cell problems, outcome per check index, why a record was refused per check index)."""
-    cell_problems = None
-    outcomes: dict[int, Outcome] = {}
-    refused: dict[int, str] = {}
-    for record in records:
-        if type(record) is not dict:
-            continue
-        if cell_problems is None and type(record.get("cells")) is list:
-            cell_problems = [p for p in record["cells"] if type(p) is str]
-        index = record.get("check")
-        if type(index) is int and index not in outcomes and index not in refused:
-            try:
-                outcomes[index] = Outcome.from_plain(record.get("outcome"))
-            except ValueError as err:
-                refused[index] = str(err)
-    return cell_problems, outcomes, refused
 
 
 def _how_it_ended(run: SandboxResult) -> str:
@@ -196,6 +237,59 @@ def _cell_problems_by_task(problems: list[str], task_names: list[str]) -> dict[s
     return found
 
 
+def _run_children(
+    cells: list, checks: list[Check], to_run: list[int], forbidden: dict[str, list[str]], timeout: float,
+    limits: Limits, deadline: float, use_bubblewrap: bool | None,
+) -> tuple[_Records, SandboxResult, dict[int, str]]:
+    """Run the checks `to_run` in sandboxed children, one after another, until all have reported
+    or the submission's `deadline` passes: (their records, merged; the last child's run; the
+    checks the grader stopped or skipped, with the message each scores 0 with).
+
+    A child that stalls on check i (its result does not come within i's budget) is stopped; i
+    and its task's later checks score 0, and a fresh child runs the remaining checks of the
+    other tasks, so one task's runaway code costs no other task anything.
+    """
+    merged: _Records | None = None
+    stopped: dict[int, str] = {}
+    remaining = list(to_run)
+    while True:
+        nonce = secrets.token_hex(16)
+        records = _Records(nonce, remaining, checks, timeout)
+        job = {
+            "nonce": nonce,
+            "cells": cells_to_run(cells),
+            "checks": [[index, checks[index].task, checks[index].plain_calls()] for index in remaining],
+            "timeout": timeout,
+            "forbidden": forbidden,
+        }
+        run = run_sandboxed(
+            _BOOTSTRAP,
+            json.dumps(job),
+            files=_child_files(checks),
+            limits=dataclasses.replace(limits, wall_seconds=max(deadline - time.monotonic(), 0.1)),
+            # The checks use tiny tensors, and a batch runs several children side by side: one
+            # thread each is faster than every child fighting for every core.
+            env={"OMP_NUM_THREADS": "1"},
+            use_bubblewrap=use_bubblewrap is not False,
+            on_line=records.on_line,
+            first_line_seconds=STARTUP_SECONDS + timeout * len(cells),
+        )
+        merged = records if merged is None else merged.absorb(records)
+        stuck = records.running()
+        if not run.stalled or stuck is None:
+            return merged, run, stopped
+        task = checks[stuck].task
+        stopped[stuck] = (f"Not graded: this check ran longer than its {records.budget(stuck):g} s, so the grader "
+                          "stopped your code (an infinite loop?).")
+        later = remaining[remaining.index(stuck) + 1 :]
+        for index in later:
+            if checks[index].task == task:
+                stopped[index] = f"Not run: an earlier check of `{task}` ran longer than its time limit."
+        remaining = [index for index in later if checks[index].task != task]
+        if not remaining:
+            return merged, run, stopped
+
+
 def grade_submission(
     exercise: str,
     notebook: str | Path,
@@ -209,9 +303,10 @@ def grade_submission(
 
     student: whose submission it is, as the report records it. timeout: seconds each call of a
     check (and each cell) may run. limits: the child's limits, used as given; by default
-    `Limits()` with wall and CPU time of STARTUP_SECONDS plus `timeout` per cell and per check
-    (the last resort when the code stops the per-call timer), and a uid of its own (see
-    `_fresh_uid`). use_bubblewrap: None uses it when it works here, False never (the report's
+    `Limits()` with wall and CPU time of STARTUP_SECONDS plus `timeout` per cell of the released
+    notebook and per call of the checks, at most MAX_SUBMISSION_SECONDS (a budget for the whole
+    submission, which cells added to it do not raise), and a uid of its own (see
+    `sandbox.fresh_uid`). use_bubblewrap: None uses it when it works here, False never (the report's
     `isolation` says which it got). Raises KeyError for an unknown exercise, and checks.SetupError
     when the grader cannot compute the expected values (a missing download, not the learner's
     fault).
@@ -234,31 +329,16 @@ def grade_submission(
             banned.setdefault(task, finding.message)
 
     to_run = [index for index, check in enumerate(checks) if check.task not in banned]
-    nonce = secrets.token_hex(16)
-    job = {
-        "nonce": nonce,
-        "cells": cells_to_run(cells),
-        "checks": [[index, checks[index].task, checks[index].plain_calls()] for index in to_run],
-        "timeout": timeout,
-        "forbidden": forbidden,
-    }
     if limits is None:
-        wall = STARTUP_SECONDS + timeout * (len(cells) + sum(len(checks[index].calls) for index in to_run))
-        limits = Limits(wall_seconds=wall, cpu_seconds=math.ceil(wall), uid=_fresh_uid())
-    run = run_sandboxed(
-        _BOOTSTRAP,
-        json.dumps(job),
-        files=_child_files(checks),
-        limits=limits,
-        # The checks use tiny tensors, and a batch runs several children side by side: one
-        # thread each is faster than every child fighting for every core.
-        env={"OMP_NUM_THREADS": "1"},
-        use_bubblewrap=use_bubblewrap is not False,
-    )
-    cell_problems, outcomes, refused = _outcomes(_read_results(run.stdout, nonce))
+        wall = min(MAX_SUBMISSION_SECONDS, STARTUP_SECONDS + timeout * (
+            released_cells(exercise) + sum(len(checks[index].calls) for index in to_run)))
+        limits = Limits(wall_seconds=wall, cpu_seconds=math.ceil(wall))
+    deadline = time.monotonic() + limits.wall_seconds  # for the whole submission, every child together
 
+    records, run, stopped = _run_children(cells, checks, to_run, forbidden, timeout, limits, deadline, use_bubblewrap)
+    cell_problems = records.cell_problems
     problems = list(cell_problems or [])
-    unfinished = [index for index in to_run if index not in outcomes]
+    unfinished = [index for index in to_run if index not in records.outcomes and index not in stopped]
     status = "graded" if cell_problems is not None and not unfinished else "crashed"
     looks_like = other_exercise(cells, exercise)
     if looks_like is not None:
@@ -272,18 +352,23 @@ def grade_submission(
             f"The process running your code {how} before {len(unfinished)} of {len(to_run)} checks "
             "finished; those checks score 0."
         )
-    for outcome in outcomes.values():  # a forbidden call costs the task whose code made it
+    for outcome in records.outcomes.values():  # a forbidden call costs the task whose code made it
         for name, task in outcome.forbidden:
             if task in task_names:
                 banned.setdefault(task, not_allowed(name, task))
+    for task, what in records.tampered.items():
+        banned.setdefault(task, f"Not graded: the process running your code sent {what}, so no result of "
+                                f"`{task}` can be trusted.")
     results: list[Result] = []
     for index, check in enumerate(checks):
         if check.task in banned:
             result = failed(check, banned[check.task])
-        elif index in outcomes:
-            result = judge(check, outcomes[index])
-        elif index in refused:
-            result = failed(check, f"Not graded: the result of this check was tampered with ({refused[index]}).")
+        elif index in records.outcomes:
+            result = judge(check, records.outcomes[index])
+        elif index in records.refused:
+            result = failed(check, f"Not graded: the result of this check was tampered with ({records.refused[index]}).")
+        elif index in stopped:
+            result = failed(check, stopped[index])
         else:
             result = failed(check, f"Not graded: the process running your code {how} before this check finished.")
         if not result.passed and check.task in broken_cells and "no function named" in result.message:

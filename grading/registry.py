@@ -63,6 +63,13 @@ def task_points(exercise: str) -> dict[str, float]:
     return points
 
 
+def released_cells(exercise: str) -> int:
+    """How many setup and answer cells the exercise's released notebook has: one setup cell and
+    one answer cell per task (a test checks every release). The grader's time budget counts these,
+    not the cells a submission claims to have."""
+    return 1 + len(tasks(exercise))
+
+
 def notebook_for(exercise: str) -> str:
     """The file name of the exercise's notebook, as released and handed in: "bpe.ipynb"."""
     return _exercise(exercise).NOTEBOOK

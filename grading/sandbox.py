@@ -31,10 +31,13 @@ at most `max_output_bytes` of each stream is kept, the rest is read and thrown a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import math
 import os
 import resource
+import secrets
 import selectors
 import shutil
 import signal
@@ -42,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -77,8 +80,9 @@ class Limits:
 
     max_processes (RLIMIT_NPROC) counts every process and thread of the child's uid on the
     machine and is not enforced for root. It holds when the grader runs as root with
-    bubblewrap: the child then runs as `uid` (default nobody, 65534). Sandboxes that run at the
-    same time under one uid share this count; give each its own uid to keep them apart.
+    bubblewrap: the child then runs as `uid`. Sandboxes that run at the same time under one uid
+    share this count, so by default (uid None) each run gets a uid of its own (`fresh_uid`), and
+    every process still running as that uid when the run ends is killed.
 
     max_output_bytes caps each of stdout and stderr; max_file_bytes caps any one file the child
     writes (RLIMIT_FSIZE: a bigger write fails with EFBIG); scratch_bytes caps each of the
@@ -92,13 +96,20 @@ class Limits:
     max_output_bytes: int = 1 * MiB
     max_file_bytes: int = 64 * MiB
     scratch_bytes: int = 256 * MiB
-    uid: int = 65534
+    uid: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("wall_seconds", "cpu_seconds", "memory_bytes", "max_processes", "max_output_bytes",
                      "max_file_bytes", "scratch_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)}")
+
+
+def fresh_uid() -> int:
+    """A uid for one sandboxed run as root: random, from a range no real user has (200,000 to
+    299,999). The kernel's process limit counts all processes of a uid, so runs at the same
+    time under one uid would share it, and a fork bomb in one could stop the next from starting."""
+    return 200_000 + secrets.randbelow(100_000)
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,8 @@ class SandboxResult:
     a child killed by signal n); killed_by_signal is n when a signal ended it (SIGKILL after a
     timeout, SIGXCPU at the CPU limit, SIGSEGV for a crash), else None. stdout is bytes (the
     caller parses it), stderr text; each holds at most `max_output_bytes`, and output_truncated
-    says that more was printed and thrown away.
+    says that more was printed and thrown away. stalled says the parent stopped the child because
+    the next line it was waiting for (see run_sandboxed's `on_line`) did not come in time.
     """
 
     returncode: int
@@ -120,14 +132,17 @@ class SandboxResult:
     output_truncated: bool
     isolation: str
     wall_seconds: float
+    stalled: bool = False
 
     @property
     def ok(self) -> bool:
         """True when the child exited by itself with status 0 (which proves nothing about its output)."""
-        return self.returncode == 0 and not self.timed_out and self.killed_by_signal is None
+        return self.returncode == 0 and not self.timed_out and not self.stalled and self.killed_by_signal is None
 
     def describe(self) -> str:
         """One line saying how the run ended, in words a learner understands."""
+        if self.stalled:
+            return "was stopped: one step ran longer than its time limit (an infinite loop?)"
         if self.timed_out:
             return "was stopped: it ran longer than the time limit (an infinite loop?)"
         if self.killed_by_signal == signal.SIGXCPU:
@@ -324,12 +339,60 @@ def _kill_group(process: subprocess.Popen) -> None:
         pass
 
 
-def _communicate(process: subprocess.Popen, payload: bytes, limits: Limits) -> tuple[bytes, bytes, bool, bool]:
-    """Feed stdin, read both outputs with caps until the child exits or the wall limit passes.
+class _Lines:
+    """Splits the kept stdout into lines as it arrives and hands each to `on_line`, whose answer
+    (seconds) moves the step deadline: the time by which the next line must have come."""
 
-    Returns (stdout, stderr, timed_out, truncated). The parent's memory stays bounded whatever the
-    child prints. Once the main child has exited, its group is killed, so a background process
-    holding the pipes open cannot keep the parent waiting."""
+    def __init__(self, on_line: Callable[[bytes], float | None] | None, first_line_seconds: float | None) -> None:
+        self.on_line = on_line
+        self.partial = b""
+        self.deadline = math.inf if first_line_seconds is None else time.monotonic() + first_line_seconds
+
+    def feed(self, chunk: bytes) -> None:
+        if self.on_line is None:
+            return
+        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        for line in lines:
+            allowed = self.on_line(line)
+            if allowed is not None:
+                self.deadline = time.monotonic() + allowed
+
+
+def processes_of(uid: int) -> list[int]:
+    """The pids of this machine's processes that run as `uid` (read from /proc)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat(follow_symlinks=False).st_uid == uid:
+                    found.append(int(entry.name))
+            except OSError:  # it ended meanwhile
+                continue
+    return found
+
+
+def kill_processes_of(uid: int, patience: float = 5.0) -> list[int]:
+    """SIGKILL every process running as `uid`, again until none is left or `patience` seconds
+    have passed; return those still there (a zombie whose parent has not reaped it yet)."""
+    give_up = time.monotonic() + patience
+    while (left := processes_of(uid)) and time.monotonic() < give_up:
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.02)
+    return left
+
+
+def _communicate(process: subprocess.Popen, payload: bytes, limits: Limits,
+                 lines: _Lines) -> tuple[bytes, bytes, bool, bool, bool]:
+    """Feed stdin, read both outputs with caps until the child exits, the wall limit passes or
+    the step deadline of `lines` passes.
+
+    Returns (stdout, stderr, timed_out, stalled, truncated). The parent's memory stays bounded
+    whatever the child prints. Once the main child has exited, its group is killed, so a
+    background process holding the pipes open cannot keep the parent waiting."""
     deadline = time.monotonic() + limits.wall_seconds
     readers = {stream: _CappedReader(limits.max_output_bytes) for stream in (process.stdout, process.stderr)}
     selector = selectors.DefaultSelector()
@@ -342,12 +405,13 @@ def _communicate(process: subprocess.Popen, payload: bytes, limits: Limits) -> t
         selector.register(process.stdin, selectors.EVENT_WRITE)
     else:
         process.stdin.close()
-    timed_out = False
+    timed_out = stalled = False
     exited_at: float | None = None
     while selector.get_map():
         now = time.monotonic()
-        if now >= deadline:
-            timed_out = process.poll() is None
+        if now >= deadline or (now >= lines.deadline and exited_at is None):
+            running = process.poll() is None
+            timed_out, stalled = running and now >= deadline, running and now < deadline
             _kill_group(process)
             break
         if exited_at is None and process.poll() is not None:
@@ -369,7 +433,10 @@ def _communicate(process: subprocess.Popen, payload: bytes, limits: Limits) -> t
                 continue
             chunk = os.read(stream.fileno(), _READ_CHUNK)
             if chunk:
+                kept = readers[stream].kept
                 readers[stream].feed(chunk)
+                if stream is process.stdout:
+                    lines.feed(chunk[: readers[stream].kept - kept])  # only what is kept
             else:
                 selector.unregister(stream)
     selector.close()
@@ -377,7 +444,7 @@ def _communicate(process: subprocess.Popen, payload: bytes, limits: Limits) -> t
     for stream in (process.stdin, process.stdout, process.stderr):
         stream.close()
     out, err = readers.values()
-    return out.value(), err.value(), timed_out, out.truncated or err.truncated
+    return out.value(), err.value(), timed_out, stalled, out.truncated or err.truncated
 
 
 def run_sandboxed(
@@ -391,6 +458,8 @@ def run_sandboxed(
     python: str = sys.executable,
     env: Mapping[str, str] | None = None,
     use_bubblewrap: bool = True,
+    on_line: Callable[[bytes], float | None] | None = None,
+    first_line_seconds: float | None = None,
 ) -> SandboxResult:
     """Run `code` with `python -I -B` in a sandbox, `payload` on its stdin; never raises for
     anything the code does.
@@ -402,10 +471,16 @@ def run_sandboxed(
     masked: paths inside `readable` the child must not see (emptied), e.g. the grader's check
     definitions that hold expected values. env: variables added to the child's small
     environment (PATH, HOME, TMPDIR, LANG). use_bubblewrap=False forces the rlimits-only mode.
+    on_line: called in the parent with each complete line of stdout as it arrives; a number it
+    returns is how many seconds the child then has to print its next line, and a child that
+    takes longer is stopped (`stalled`). first_line_seconds: the same, for the first line. So the
+    parent, not a timer inside the child, limits each step of a child that reports its progress.
 
     run_sandboxed("print(input()[::-1])", "abc").stdout -> b'cba\\n'
     """
     problem = bubblewrap_problem() if use_bubblewrap else "not requested"
+    own_uid = limits.uid is None  # then nobody else runs as it, and what is left can be killed
+    limits = dataclasses.replace(limits, uid=fresh_uid()) if own_uid else limits
     payload_bytes = payload.encode() if isinstance(payload, str) else payload
     files = dict(files or {})
     # ignore_cleanup_errors: a file the child left behind must not crash a batch of gradings.
@@ -440,10 +515,15 @@ def run_sandboxed(
             preexec_fn=functools.partial(_set_limits, limits),
         )
         try:
-            stdout, stderr, timed_out, truncated = _communicate(process, payload_bytes, limits)
+            lines = _Lines(on_line, first_line_seconds)
+            stdout, stderr, timed_out, stalled, truncated = _communicate(process, payload_bytes, limits, lines)
         finally:
             _kill_group(process)  # also when the parent itself is interrupted
             process.wait()
+            if problem is None and os.geteuid() == 0 and own_uid:
+                # The kernel ends the sandbox's pid namespace with bwrap, but not at once: make
+                # sure that nothing of the child's uid is left when the run is reported over.
+                kill_processes_of(limits.uid)
         elapsed = time.monotonic() - started
     status, signal_number = _exit_status(process.returncode, under_bubblewrap=problem is None)
     return SandboxResult(
@@ -455,6 +535,7 @@ def run_sandboxed(
         output_truncated=truncated,
         isolation=isolation,
         wall_seconds=elapsed,
+        stalled=stalled,
     )
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from grading import grade_submission
+from grading import grader as grading_grader
+from grading.registry import checks_for
 from grading.checks import NOT_ALLOWED
 from grading.learner_side import RESULT_MARKER
 from grading.sandbox import GiB, Limits, bubblewrap_problem
@@ -211,6 +213,71 @@ def test_a_loop_that_swallows_the_timeout_is_stopped_by_the_wall_limit(notebook_
     report = grade_submission("01_bpe", notebook_with(decode_that(body)), timeout=1, limits=limits)
     assert task_scores(report) == {**POINTS, "decode": 0}
     assert "longer than the time limit" in messages(report, "decode")[0] or "CPU time" in messages(report, "decode")[0]
+
+
+# An encode that switches off the grader's timer inside its own process, then never returns.
+# Nothing else of the solution calls encode, so the other tasks are honest and must score.
+TIMER_OFF_ENCODE = """
+import signal
+
+def encode(text, merges):
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    while True:
+        pass
+"""
+
+
+def test_a_check_that_switches_off_its_timer_is_stopped_from_outside(notebook_with) -> None:
+    start = time.monotonic()
+    report = grade_submission("01_bpe", notebook_with({"encode": TIMER_OFF_ENCODE}), timeout=1)
+    # encode's first check has 1 s per call and a grace; a fresh child then grades decode.
+    assert time.monotonic() - start < 30
+    assert task_scores(report) == {**POINTS, "encode": 0}
+    first, *rest = messages(report, "encode")
+    assert "ran longer than its" in first and "the grader stopped your code" in first
+    assert rest and all("Not run: an earlier check of `encode`" in message for message in rest)
+
+
+def test_the_time_budget_does_not_grow_with_cells_a_submission_adds(notebook_with, monkeypatch) -> None:
+    """100 extra cells tagged as answer cells would once have added 100 x timeout to the budget."""
+    walls = []
+    original = grading_grader.run_sandboxed
+
+    def spy(*args, **kwargs):
+        walls.append(kwargs["limits"].wall_seconds)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(grading_grader, "run_sandboxed", spy)
+    plain = notebook_with({})
+    padded = json.loads(plain.read_text())
+    extra = {"cell_type": "code", "execution_count": None, "outputs": [], "source": "pass",
+             "metadata": {"nbgrader": {"solution": True, "grade": False, "locked": False, "grade_id": "pad"}}}
+    padded["cells"] += [dict(extra, metadata={"nbgrader": {**extra["metadata"]["nbgrader"], "grade_id": f"pad{i}"}})
+                        for i in range(100)]
+    padded_path = plain.with_name("padded.ipynb")
+    padded_path.write_text(json.dumps(padded))
+    for notebook in (plain, padded_path):
+        assert grade_submission("01_bpe", notebook, timeout=2).score == 26
+    assert walls[0] == pytest.approx(walls[1], abs=1.0)  # the same budget, give or take the time spent reading
+    assert walls[0] <= grading_grader.MAX_SUBMISSION_SECONDS
+
+
+def test_a_result_line_nobody_asked_for_zeroes_the_tasks_it_concerns(notebook_with) -> None:
+    """decode, the last task, sends a second result for merge's first check, which already
+    reported: merge and decode score 0, the tasks that did not forge keep their points."""
+    first_merge = next(index for index, check in enumerate(checks_for("01_bpe")) if check.task == "merge")
+    body = f"""
+import sys
+frame = sys._getframe()
+while frame is not None and "send" not in frame.f_locals:
+    frame = frame.f_back
+frame.f_locals["send"]({{"check": {first_merge}, "outcome": {{"values": [], "error": None, "failed_call": None,
+    "printed": "", "interrupted": False, "timed_out": False, "forbidden": []}}}})
+"""
+    report = grade_submission("01_bpe", notebook_with(decode_that(body)))
+    assert task_scores(report) == {**POINTS, "merge": 0, "decode": 0}
+    assert all("a result line that the grader did not ask for" in message for message in messages(report, "merge"))
 
 
 def test_a_fork_bomb_is_limited_and_leaves_nothing_running(notebook_with) -> None:
