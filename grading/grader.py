@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grading import learner_side
+from grading import learner_side, seeds
 from grading.checks import Check, Outcome, Result, failed, judge, not_allowed
 from grading.notebook import cells_to_run, graded_cells, read_notebook
 from grading.learner_side import shorten
@@ -85,7 +85,8 @@ class SubmissionReport:
     problems are notebook-level messages for the learner (malformed JSON, a cell that raised, the
     grading process crashed); isolation says how the learner's code was confined; status says
     whether the score is an honest one ("graded") or why not ("unreadable", "crashed", "wrong
-    assignment", "grader error", "killed": the batch's worker grading it died).
+    assignment", "grader error", "killed": the batch's worker grading it died); hidden_inputs
+    where the hidden checks' random inputs came from (see seeds.py).
     """
 
     submission: str
@@ -96,6 +97,7 @@ class SubmissionReport:
     isolation: str
     problems: list[str] = field(default_factory=list)
     status: str = "graded"
+    hidden_inputs: str = field(default_factory=seeds.hidden_inputs)
 
     @property
     def score(self) -> float:

@@ -6,7 +6,16 @@ The zip holds, at its root: setup.sh and run_autograder (from gradescope/), grad
 checks) and course_lib/ (the references they compute), requirements.txt and pyproject.toml (to install it),
 and assignment.json naming the assignment and its notebook:
 
-    {"assignment": "01_bpe", "notebooks": ["bpe.ipynb"]}
+    {"assignment": "01_bpe", "notebooks": ["bpe.ipynb"], "allow_rlimits": false}
+
+With a course secret set (see seeds.py) the zip also holds it, as course_secret, and the hidden
+checks' inputs on Gradescope are derived from it: keep such a zip as private as the secret.
+
+A worker grades only with bubblewrap: where it cannot isolate the learner's code, every upload
+gets a "not graded" result saying why, and the run exits with status 2, unless the zip was made
+with --allow-rlimits (then the learner's code runs with resource limits only, as its own uid,
+and the results say so). Every process a learner's code started is ended before results.json
+is written, and results.json is written last.
 
 It holds no solutions/ and no exercises/: each check computes its expected values with course_lib
 (or tiktoken), so the instructor's answers never travel.
@@ -24,6 +33,7 @@ import argparse
 import io
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -36,11 +46,15 @@ from grading.batch import (
     notebooks_in,
     positive_seconds,
 )
-from grading.grader import ungraded_report
+from grading import seeds
+from grading.grader import SubmissionReport, ungraded_report
 from grading.registry import EXERCISES, notebook_for
 from grading.results import gradescope_results, summary_output, write_atomic, write_json
+from grading.sandbox import bubblewrap_problem
 
 CONFIG = "assignment.json"
+# The course secret's file in the zip; run_autograder points $GRADING_SECRET_FILE at it.
+SECRET_FILE = "course_secret"
 # The repository that this grader belongs to: its gradescope/, requirements, course_lib and notebooks.
 REPOSITORY = Path(__file__).resolve().parent.parent
 # The packages the zip carries: the grader, and course_lib for the references it computes.
@@ -74,27 +88,38 @@ def zip_members(repository: Path = REPOSITORY) -> list[tuple[Path, str]]:
     return members
 
 
-def build_zip(assignment: str, out: str | Path, repository: Path = REPOSITORY) -> Path:
+def build_zip(assignment: str, out: str | Path, repository: Path = REPOSITORY, allow_rlimits: bool = False) -> Path:
     """Write <out>/gradescope-<assignment>.zip (see the module docstring); return its path."""
     if assignment not in EXERCISES:
         raise UsageError(f"unknown exercise {assignment!r}; the exercises are {sorted(EXERCISES)}")
-    config = {"assignment": assignment, "notebooks": [notebook_for(assignment)]}
+    config = {"assignment": assignment, "notebooks": [notebook_for(assignment)], "allow_rlimits": allow_rlimits}
+    secret = seeds.course_secret()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for source, name in zip_members(repository):
             _zip_write(archive, source.read_bytes(), name, executable=name in SCRIPTS)
         _zip_write(archive, (json.dumps(config, indent=2) + "\n").encode(), CONFIG)
+        if secret is not None:
+            _zip_write(archive, secret, SECRET_FILE)
     target = Path(out) / f"gradescope-{assignment}.zip"
     write_atomic(target, buffer.getvalue())
     return target
 
 
-def run_autograder(root: Path, timeout: float) -> dict:
-    """Grade the upload in <root>/submission, write <root>/results/results.json, return it."""
+def run_autograder(root: Path, timeout: float) -> SubmissionReport:
+    """Grade the upload in <root>/submission, write <root>/results/results.json, return the report."""
     config = json.loads((root / "source" / CONFIG).read_text(encoding="utf-8"))
     assignment, names = config["assignment"], config["notebooks"]
     uploaded = notebooks_in(root / "submission") if (root / "submission").is_dir() else []
-    if not uploaded:
+    problem = bubblewrap_problem()
+    if problem is not None and not config.get("allow_rlimits", False):
+        report = ungraded_report(
+            assignment, root / "submission",
+            f"the autograder cannot isolate your code here ({problem}), so nothing was graded; "
+            "tell your instructor (who can rebuild the autograder with --allow-rlimits)",
+            status="grader error",
+        )
+    elif not uploaded:
         report = ungraded_report(
             assignment, root / "submission",
             f"no notebook (.ipynb) found in your submission: upload your {' and '.join(names)}",
@@ -108,11 +133,13 @@ def run_autograder(root: Path, timeout: float) -> dict:
     write_json(root / "results" / "results.json", results)
     print(summary_output(report))
     print(f"score: {report.score:g} / {report.max_score:g}")
-    return results
+    return report
 
 
 def _run_zip(args: argparse.Namespace) -> int:
-    print(build_zip(args.assignment, args.out))
+    path = build_zip(args.assignment, args.out, allow_rlimits=args.allow_rlimits)
+    print(path)
+    print(f"hidden inputs: {seeds.hidden_inputs()}", file=sys.stderr)
     return 0
 
 
@@ -120,8 +147,8 @@ def _run_autograder(args: argparse.Namespace) -> int:
     root = Path(args.root)
     if not (root / "source" / CONFIG).is_file():
         raise UsageError(f"{root / 'source' / CONFIG} not found: is {root} an unpacked Gradescope autograder?")
-    run_autograder(root, args.timeout)
-    return 0
+    report = run_autograder(root, args.timeout)
+    return 2 if report.status == "grader error" else 0  # Gradescope shows the instructor a failed run
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -129,6 +156,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     zip_command = commands.add_parser("gradescope-zip", help="pack the Gradescope autograder of one assignment")
     zip_command.add_argument("assignment", metavar="ASSIGNMENT", help="the exercise, e.g. 01_bpe")
     zip_command.add_argument("--out", metavar="DIR", default=".", help="where to write gradescope-ASSIGNMENT.zip")
+    zip_command.add_argument("--allow-rlimits", action="store_true",
+                             help="let workers without bubblewrap grade with resource limits only (default: refuse)")
     zip_command.set_defaults(run=_run_zip)
 
     run_command = commands.add_parser("gradescope-run", help="grade one upload in Gradescope's /autograder layout")

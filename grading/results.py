@@ -3,7 +3,7 @@
 A `SubmissionReport` (from grading.grader) becomes, for Gradescope,
 
     {"score": 7.0, "execution_time": 2.31,
-     "output": "Graded 01_bpe in 2.3 s. Isolation: bubblewrap (as uid 65534).",
+     "output": "Graded 01_bpe in 2.3 s. Isolation: bubblewrap (as uid 231547). Hidden inputs: ...",
      "tests": [{"name": "merge replaces non-overlapping pairs", "score": 1.0, "max_score": 1.0,
                 "status": "passed", "output": "Called merge([5, 6, 6, 7, 9], (6, 7), 99): correct.",
                 "visibility": "visible"}, ...]}
@@ -105,9 +105,11 @@ def write_json(path: str | Path, data: Any) -> None:
 def summary_output(report: SubmissionReport) -> str:
     """The submission-level text: how long, which isolation, and what went wrong with the notebook.
 
-    "Graded 01_bpe in 2.3 s. Isolation: bubblewrap (as uid 65534).\nProblems with your notebook:\n- ..."
+    "Graded 01_bpe in 2.3 s. Isolation: bubblewrap (as uid 231547). Hidden inputs: seeds derived
+    from the course secret.\nProblems with your notebook:\n- ..."
     """
-    lines = [f"Graded {report.exercise} in {report.execution_time:.1f} s. Isolation: {report.isolation}."]
+    lines = [f"Graded {report.exercise} in {report.execution_time:.1f} s. Isolation: {report.isolation}."
+             f" Hidden inputs: {report.hidden_inputs}."]
     if report.problems:
         lines.append("Problems with your notebook:")
         lines.extend(f"- {problem}" for problem in report.problems)
@@ -154,6 +156,7 @@ def json_line(report: SubmissionReport, submission_id: str, student: str | None)
         "max_score": float(report.max_score),
         "execution_time": round(report.execution_time, 2),
         "isolation": report.isolation,
+        "hidden_inputs": report.hidden_inputs,
         "status": report.status,
         "problems": list(report.problems),
         "tests": gradescope_tests(report),

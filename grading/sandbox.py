@@ -19,9 +19,11 @@ Two levels of isolation, and `result.isolation` says which one a run got:
   injection). When the grader runs as root, the child runs as the unprivileged `Limits.uid`
   with no capabilities, which also makes the process limit (RLIMIT_NPROC) effective.
 - rlimits only, otherwise (or with `use_bubblewrap=False`): the same resource limits, a
-  temporary working directory and its own process group, which is killed at the end. The child
-  can read whatever the grader's user can read and can reach the network: fine for a learner
-  checking their own work, not for grading strangers' submissions.
+  temporary working directory and its own process group, which is killed at the end. As root,
+  the child runs as `Limits.uid` too, so the process limit holds and every process of that uid
+  is killed at the end, also one that left the group. The child can read whatever its user can
+  read and can reach the network: fine for a learner checking their own work, not for grading
+  strangers' submissions.
 
 Resource limits in both modes (`Limits`): wall time (the parent kills the run), CPU time
 (RLIMIT_CPU), address space (RLIMIT_AS), largest file written (RLIMIT_FSIZE), processes
@@ -297,6 +299,18 @@ def _bwrap_command(
     return args + [python, "-I", "-B", f"{_SANDBOX_ROOT}/main.py"]
 
 
+def _usable_by_anyone(python: str) -> bool:
+    """Whether any user may run `python`: every folder on the way to it (and to the binary its
+    links lead to) lets others through, and the binary lets others execute it."""
+    for path in (Path(os.path.abspath(python)), Path(os.path.realpath(python))):
+        for folder in path.parents:
+            if not os.stat(folder).st_mode & 0o001:
+                return False
+        if not os.stat(path).st_mode & 0o001:
+            return False
+    return True
+
+
 def _set_limits(limits: Limits) -> None:
     """Runs in the child between fork and exec (so only setrlimit calls: nothing that locks)."""
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))  # SIGXCPU, then SIGKILL
@@ -489,6 +503,7 @@ def run_sandboxed(
         (host_root / "main.py").write_text(code)
         (host_root / "work").mkdir()
         _write_files(host_root / "work", files)
+        switch_user: dict[str, Any] = {}
         if problem is None:
             command = _bwrap_command(host_root, files, python, readable, masked, limits)
             cwd, home = None, "/tmp"
@@ -498,10 +513,19 @@ def run_sandboxed(
             (host_root / "tmp").mkdir()
             command = [python, "-I", "-B", str(host_root / "main.py")]
             cwd, home = host_root / "work", str(host_root / "tmp")
-            isolation = (f"rlimits only: bubblewrap unavailable ({problem}); "
-                         + ("process limit not enforced for root; " if os.geteuid() == 0 else "")
-                         + "the code can read this user's files and reach the network, and a process "
-                         "that leaves its session (setsid) can outlive the run")
+            if os.geteuid() == 0 and _usable_by_anyone(python):  # its own uid: limited, and found afterwards
+                for path in (host_root, *host_root.rglob("*")):
+                    os.chown(path, limits.uid, limits.uid, follow_symlinks=False)
+                switch_user = {"user": limits.uid, "group": limits.uid, "extra_groups": []}
+                isolation = (f"rlimits only: bubblewrap unavailable ({problem}); as uid {limits.uid}, whose "
+                             "processes are killed when the run ends; the code can read every file that "
+                             "any user may read, and reach the network")
+            else:
+                isolation = (f"rlimits only: bubblewrap unavailable ({problem}); "
+                             + (f"{python} is not usable by another user, so the code runs as root, without "
+                                "a process limit; " if os.geteuid() == 0 else "")
+                             + "the code can read this user's files and reach the network, and a process "
+                             "that leaves its session (setsid) can outlive the run")
         started = time.monotonic()
         process = subprocess.Popen(
             command,
@@ -513,6 +537,7 @@ def run_sandboxed(
                  **(env or {})},
             start_new_session=True,
             preexec_fn=functools.partial(_set_limits, limits),
+            **switch_user,
         )
         try:
             lines = _Lines(on_line, first_line_seconds)
@@ -520,9 +545,10 @@ def run_sandboxed(
         finally:
             _kill_group(process)  # also when the parent itself is interrupted
             process.wait()
-            if problem is None and os.geteuid() == 0 and own_uid:
-                # The kernel ends the sandbox's pid namespace with bwrap, but not at once: make
-                # sure that nothing of the child's uid is left when the run is reported over.
+            if os.geteuid() == 0 and own_uid:
+                # Under bubblewrap the kernel ends the sandbox's pid namespace with bwrap, but not
+                # at once; without it a process may have left the group (setsid). Either way,
+                # nothing of the child's uid is left when the run is reported over.
                 kill_processes_of(limits.uid)
         elapsed = time.monotonic() - started
     status, signal_number = _exit_status(process.returncode, under_bubblewrap=problem is None)

@@ -27,30 +27,38 @@ from grading.gradescope import build_zip
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def make_zip(out: Path, *options: str, secret: str | None = None) -> Path:
+    """`python -m grading gradescope-zip 01_bpe --out out *options`, with GRADING_SECRET=secret."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GRADING_SECRET")}
+    if secret is not None:
+        env["GRADING_SECRET"] = secret
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grading",
-            "gradescope-zip",
-            "01_bpe",
-            "--out",
-            str(tmp_path_factory.mktemp("dist")),
-        ],
-        cwd=REPO,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, "-m", "grading", "gradescope-zip", "01_bpe", "--out", str(out), *options],
+        cwd=REPO, env=env, check=False, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return Path(done.stdout.strip())
 
 
-def autograder(archive: Path, root: Path, uploads: dict[str, Path]) -> dict:
-    """Lay out `root` like Gradescope's /autograder, run run_autograder, return results.json."""
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_zip(tmp_path_factory.mktemp("dist"))
+
+
+def without_bubblewrap(folder: Path) -> str:
+    """A PATH with what run_autograder needs (bash, python3) and no bwrap."""
+    folder.mkdir()
+    (folder / "bash").symlink_to(shutil.which("bash"))
+    python3 = folder / "python3"  # a script, not a link: a link would lose the venv
+    python3.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python3.chmod(0o755)
+    return str(folder)
+
+
+def autograder(archive: Path, root: Path, uploads: dict[str, Path], path: str | None = None,
+               status: int = 0) -> dict:
+    """Lay out `root` like Gradescope's /autograder, run run_autograder (with PATH `path`, by
+    default this venv's python3 in front of the usual one), check its exit status, return results.json."""
     with zipfile.ZipFile(archive) as zipped:
         zipped.extractall(root / "source")
     for script in ["setup.sh", "run_autograder"]:  # extractall drops the modes the zip records
@@ -61,12 +69,14 @@ def autograder(archive: Path, root: Path, uploads: dict[str, Path]) -> dict:
         shutil.copy(notebook, root / "submission" / name)
     # Gradescope copies run_autograder to /autograder/run_autograder and runs it from there.
     shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
-    env = dict(os.environ, AUTOGRADER_ROOT=str(root))
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")  # python3: this venv's
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GRADING_SECRET")}
+    env["AUTOGRADER_ROOT"] = str(root)
+    env["PATH"] = path or os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")  # python3: this venv's
     done = subprocess.run(
-        [str(root / "run_autograder")], cwd=root, env=env, check=False, capture_output=True, text=True, timeout=120
+        ["bash", str(root / "run_autograder")], cwd=root, env=env, check=False, capture_output=True, text=True,
+        timeout=120,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == status, done.stderr
     return json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
 
 
@@ -79,7 +89,8 @@ def test_zip_has_the_scripts_the_grader_and_no_answers(archive: Path) -> None:
     for required in ["setup.sh", "run_autograder", "requirements.txt", "pyproject.toml", "grading/cli.py"]:
         assert required in names
     assert modes["setup.sh"] & stat.S_IXUSR and modes["run_autograder"] & stat.S_IXUSR
-    assert config == {"assignment": "01_bpe", "notebooks": ["bpe.ipynb"]}
+    assert config == {"assignment": "01_bpe", "notebooks": ["bpe.ipynb"], "allow_rlimits": False}
+    assert "course_secret" not in names  # made without a secret
     # No solutions, no notebooks at all, nothing from tests/ or the book: the checks compute their
     # references with course_lib.
     assert not [name for name in names if name.startswith(("solutions/", "exercises/", "tests/", "book/"))]
@@ -126,3 +137,26 @@ def test_extra_notebooks_of_an_upload_are_reported_not_graded(archive: Path, tmp
     results = autograder(archive, tmp_path, {"bpe.ipynb": SOLUTION, "bpe (1).ipynb": RELEASE})
     assert results["score"] == 26
     assert "Other notebooks in your folder were not graded: bpe (1).ipynb" in results["output"]
+
+
+def test_without_bubblewrap_a_worker_refuses_to_grade_unless_the_zip_allows_it(archive: Path, tmp_path: Path) -> None:
+    """A 0/26 that once came back as 26/26 from a process that outlived the fallback's run: now
+    the fallback is refused, and where an instructor allows it, the child runs as its own uid."""
+    path = without_bubblewrap(tmp_path / "bin")
+    refused = autograder(archive, tmp_path / "refused", {"bpe.ipynb": SOLUTION}, path=path, status=2)
+    assert refused["score"] == 0
+    assert "the autograder cannot isolate your code here (bwrap not found" in refused["output"]
+    allowed_zip = make_zip(tmp_path / "dist", "--allow-rlimits")
+    allowed = autograder(allowed_zip, tmp_path / "allowed", {"bpe.ipynb": SOLUTION}, path=path)
+    assert allowed["score"] == 26 and "Isolation: rlimits only" in allowed["output"]
+
+
+def test_a_course_secret_travels_in_the_zip_and_changes_the_hidden_inputs(archive: Path, tmp_path: Path) -> None:
+    secret_zip = make_zip(tmp_path / "dist", secret="a long random course secret")
+    with zipfile.ZipFile(secret_zip) as zipped:
+        assert zipped.read("course_secret") == b"a long random course secret"
+    with_secret = autograder(secret_zip, tmp_path / "secret", {"bpe.ipynb": SOLUTION})
+    public = autograder(archive, tmp_path / "public", {"bpe.ipynb": SOLUTION})
+    assert with_secret["score"] == public["score"] == 26
+    assert "Hidden inputs: seeds derived from the course secret." in with_secret["output"]
+    assert "Hidden inputs: public seeds" in public["output"]

@@ -276,3 +276,35 @@ def test_a_killed_worker_costs_only_the_submission_it_was_grading(
     assert [(report.status, report.score) for report in reports] == [
         ("graded", TOTAL), ("killed", 0), ("graded", TOTAL), ("graded", TOTAL)]
     assert "was killed" in reports[1].problems[0]
+
+
+# ---- hidden inputs that are not public ------------------------------------------------------------
+
+
+def test_a_lookup_table_of_the_public_hidden_inputs_fails_under_a_course_secret(tmp_path: Path) -> None:
+    """merge answered by a table of every input its checks use with the public seeds (computed
+    offline, as anyone can): full marks without a secret, not with one."""
+    from course_lib.tokenization import merge as reference_merge
+
+    from grading.learner_side import decode
+    from grading.registry import checks_for
+
+    table = {}
+    for check in checks_for("01_bpe", "merge"):
+        for each in check.plain_calls():
+            ids, pair, new_id = (decode(arg) for arg in each["args"])
+            table[(tuple(ids), tuple(pair), new_id)] = reference_merge(ids, pair, new_id)
+    cheat = f"TABLE = {table!r}\n\ndef merge(ids, pair, new_id):\n    return list(TABLE[(tuple(ids), tuple(pair), new_id)])\n"
+    notebook = write_submission(tmp_path / "cheat.ipynb", ALL, {"merge": cheat})
+    scores = {}
+    for name, secret in (("public", None), ("secret", "course secret of 2026")):
+        env = {key: value for key, value in os.environ.items() if not key.startswith("GRADING_SECRET")}
+        env.update({"GRADING_SECRET": secret} if secret else {})
+        done = subprocess.run([sys.executable, "-m", "grading", "grade", "01_bpe", str(notebook), "--format", "jsonl"],
+                              check=False, capture_output=True, timeout=300, cwd=REPO, env=env)
+        assert done.returncode == 0, done.stderr
+        (line,) = [json.loads(text) for text in done.stdout.decode("ascii").splitlines()]
+        scores[name] = sum(test["score"] for test in line["tests"] if test["name"].startswith("merge"))
+        assert ("derived from the course secret" in line["hidden_inputs"]) == (secret is not None)
+    assert scores["public"] == TASK_POINTS["merge"]
+    assert scores["secret"] < TASK_POINTS["merge"]

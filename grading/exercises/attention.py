@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grading import seeds
 from grading.checks import Call, Check, Input, call, tensor_returns
 from grading.compare import ATOL, tensor_checks
 from grading.exercises.attention_calls import PROJECTIONS
@@ -42,12 +43,12 @@ OUTPUT = tensor_returns(hint=NOT_FINITE)
 
 
 def randn(seed: int, shape: tuple[int, ...], scale: float = 1.0) -> torch.Tensor:
-    return scale * torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    return scale * torch.randn(shape, generator=torch.Generator().manual_seed(seeds.seed(seed)))
 
 
 def random_mask(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     """About half True, with at least one True in every row (every query has a key to attend to)."""
-    draws = torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+    draws = torch.rand(shape, generator=torch.Generator().manual_seed(seeds.seed(seed)))
     return (draws < 0.5) | (draws == draws.max(dim=-1, keepdim=True).values)
 
 
@@ -64,7 +65,7 @@ def random_attention(seed: int, q: tuple, k: tuple, v: tuple, scale: float = 1.0
 def random_weights(seed: int, d_model: int) -> dict:
     """Weights and biases for the four projections, uniform in ±1/sqrt(d_model) as nn.Linear
     initialises them (biases too, so that a forgotten bias shows)."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seeds.seed(seed))
 
     def uniform(*shape: int) -> torch.Tensor:
         return (2 * torch.rand(shape, generator=generator) - 1) * d_model**-0.5

@@ -26,6 +26,7 @@ from course_lib.data import load_text
 from course_lib.tokenization.bpe import BPETokenizer, get_pair_counts, merge
 from course_lib.tokenization.patterns import GPT4_SPLIT_PATTERN
 from course_lib.tokenization.tiktoken_bridge import from_tiktoken, to_tiktoken
+from grading import seeds
 from grading.checks import Call, Check, Input, call
 
 NOTEBOOK = "bpe.ipynb"
@@ -47,7 +48,7 @@ MIXED = MULTILINGUAL + " " + EMOJI
 def digits_and_spaces(seed: int = 1234, words: int = 300) -> str:
     """Numbers, words and runs of spaces, tabs and newlines: GPT-4's pattern cuts digit runs into
     groups of at most 3 and keeps whitespace apart from the next word, so many short chunks."""
-    rng = random.Random(seed)
+    rng = random.Random(seeds.seed(seed))
     pieces = []
     for _ in range(words):
         kind = rng.random()
@@ -63,7 +64,7 @@ def digits_and_spaces(seed: int = 1234, words: int = 300) -> str:
 
 def random_ids(seed: int, length: int, alphabet: int) -> list[int]:
     """`length` ids drawn from range(alphabet): few symbols, many overlapping pairs."""
-    rng = random.Random(seed)
+    rng = random.Random(seeds.seed(seed))
     return [rng.randrange(alphabet) for _ in range(length)]
 
 

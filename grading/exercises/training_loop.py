@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from grading import seeds
 from grading.checks import Call, Check, Input, Substitute, call, plain_equal, tensor_returns
 from grading.compare import ATOL, RTOL, show_tensors, tensor_checks, tensors_close
 from grading.exercises.training_loop_calls import TinyLM, one_thread
@@ -46,7 +47,7 @@ def loss(logits: torch.Tensor, targets: torch.Tensor) -> Call:
 
 def random_logits(seed: int, shape: tuple[int, ...], scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Normal logits of `shape` (..., V) times `scale`, and uniform targets of shape (...)."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seeds.seed(seed))
     logits = scale * torch.randn(shape, generator=generator)
     return logits, torch.randint(0, shape[-1], shape[:-1], generator=generator)
 
@@ -61,11 +62,11 @@ def get_batch(data: Any, batch_size: int, block_size: int, seed: int, calls: int
     """get_batch(data, batch_size, block_size, generator) `calls` times with one generator."""
     steps = "with generator = torch.Generator().manual_seed({seed})" + (", {calls} times" if calls > 1 else "")
     return Call("get_batch", (data, batch_size, block_size), adapter=f"exercises.training_loop_calls.{adapter}",
-                then={"seed": seed, "calls": calls}, steps=steps)
+                then={"seed": seeds.seed(seed), "calls": calls}, steps=steps)
 
 
 def random_ids(seed: int, size: int, vocab_size: int) -> torch.Tensor:
-    return torch.randint(0, vocab_size, (size,), generator=torch.Generator().manual_seed(seed))
+    return torch.randint(0, vocab_size, (size,), generator=torch.Generator().manual_seed(seeds.seed(seed)))
 
 
 def train(model: dict, optimizer: dict, batches: Any, adapter: str = "train_run", returns: str = "plain") -> Call:
@@ -79,7 +80,7 @@ def train(model: dict, optimizer: dict, batches: Any, adapter: str = "train_run"
 
 def random_batches(seed: int, count: int, batch_size: int, block_size: int, vocab_size: int) -> Input:
     """`count` batches [x, y] of uniform ids, x and y of shape (batch_size, block_size)."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seeds.seed(seed))
     return Input(lambda: [torch.randint(0, vocab_size, (2, batch_size, block_size), generator=generator).tolist()
                           for _ in range(count)], f"{count} random batches ({batch_size}, {block_size})")
 
