@@ -534,6 +534,9 @@ def run_cells(cells: list[tuple[str, str]], namespace: dict, timeout: float | No
 # The course's own packages: the reference implementation and this grader. Learner code graded
 # here may import neither (its answers would then be the course's, not the learner's).
 COURSE_PACKAGES = ("course_lib", "grading")
+# The name the grader gives its learner-side modules inside the sandbox (the driver imports them
+# from there; a learner's code importing them would get the checks' adapters: the scan refuses it).
+CHILD_PACKAGE = "grading_child"
 NOT_AVAILABLE = "{} is not available while grading: write your own implementation"
 
 

@@ -86,6 +86,11 @@ class Limits:
     share this count, so by default (uid None) each run gets a uid of its own (`fresh_uid`), and
     every process still running as that uid when the run ends is killed.
 
+    cpus and (again) memory_bytes and max_processes are also set on a cgroup of the run's own,
+    where the grader runs as root and the machine has cgroup v1's cpu, memory and pids
+    controllers writable (see `_Cgroups`): at most `cpus` cores' time, `memory_bytes` of
+    resident memory, `max_processes` tasks, whatever the uid.
+
     max_output_bytes caps each of stdout and stderr; max_file_bytes caps any one file the child
     writes (RLIMIT_FSIZE: a bigger write fails with EFBIG); scratch_bytes caps each of the
     tmpfs /tmp, /dev/shm and working directory under bubblewrap (memory: 3 × 256 MiB at most).
@@ -93,6 +98,7 @@ class Limits:
 
     wall_seconds: float = 30.0
     cpu_seconds: int = 30
+    cpus: float = 1.0
     memory_bytes: int = 4 * GiB
     max_processes: int = 64
     max_output_bytes: int = 1 * MiB
@@ -101,7 +107,7 @@ class Limits:
     uid: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("wall_seconds", "cpu_seconds", "memory_bytes", "max_processes", "max_output_bytes",
+        for name in ("wall_seconds", "cpu_seconds", "cpus", "memory_bytes", "max_processes", "max_output_bytes",
                      "max_file_bytes", "scratch_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"Limits.{name} must be positive, got {getattr(self, name)}")
@@ -311,8 +317,99 @@ def _usable_by_anyone(python: str) -> bool:
     return True
 
 
-def _set_limits(limits: Limits) -> None:
-    """Runs in the child between fork and exec (so only setrlimit calls: nothing that locks)."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class _Cgroups:
+    """One cgroup per run in each cgroup-v1 controller (cpu, memory, pids) that this machine
+    lets the grader write, with the run's limits. Unlike rlimits, they bind the child's
+    processes together whatever their uid (root included), count resident memory rather than
+    address space, share out the CPU (no submission takes every core), and list every process
+    the run started, so that all can be killed. Where one cannot be made (not root, cgroup v2,
+    a read-only /sys/fs/cgroup), the run goes on without it and `describe` says so."""
+
+    def __init__(self, name: str, limits: Limits) -> None:
+        period = 100_000  # microseconds; the quota is the CPU time per period (1 core = period)
+        settings = {
+            "cpu": {"cpu.cfs_period_us": period, "cpu.cfs_quota_us": max(1000, int(period * limits.cpus))},
+            "memory": {"memory.limit_in_bytes": limits.memory_bytes},
+            "pids": {"pids.max": limits.max_processes},
+        }
+        self.limits = limits
+        self.folders: dict[str, Path] = {}
+        self.problem = "not root" if os.geteuid() != 0 else None
+        for controller, values in settings.items():
+            if self.problem == "not root" or not (CGROUP_ROOT / controller / "cgroup.procs").is_file():
+                continue
+            folder = CGROUP_ROOT / controller / "course-grading" / name
+            try:
+                folder.mkdir(parents=True)
+                for file, value in values.items():
+                    (folder / file).write_text(str(value))
+            except OSError as err:
+                self.problem = f"{controller}: {err.strerror}"
+                _remove_folder(folder)
+                continue
+            self.folders[controller] = folder
+
+    def allow(self, uid: int) -> None:
+        """Let a child that runs as `uid` move itself into the cgroups."""
+        for folder in self.folders.values():
+            os.chown(folder / "cgroup.procs", uid, uid)
+
+    def join(self) -> None:
+        """Move the calling process (the child, before exec) into every cgroup."""
+        pid = str(os.getpid()).encode()
+        for folder in self.folders.values():
+            fd = os.open(folder / "cgroup.procs", os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+
+    def end(self) -> None:
+        """Kill every process in the cgroups, then remove them."""
+        for folder in self.folders.values():
+            give_up = time.monotonic() + 5.0
+            while (pids := _read_pids(folder / "cgroup.procs")) and time.monotonic() < give_up:
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.02)
+            _remove_folder(folder)
+
+    def describe(self) -> str:
+        held = {"cpu": f"{self.limits.cpus:g} CPU", "memory": f"{self.limits.memory_bytes / GiB:g} GiB resident",
+                "pids": f"{self.limits.max_processes} processes"}
+        if not self.folders:
+            return f"no cgroup ({self.problem or 'no cgroup v1 controllers here'})"
+        return "cgroup: " + ", ".join(held[controller] for controller in self.folders)
+
+
+def _read_pids(path: Path) -> list[int]:
+    try:
+        return [int(line) for line in path.read_text().split()]
+    except OSError:
+        return []
+
+
+def _remove_folder(folder: Path) -> None:
+    """rmdir a cgroup, waiting a little for its last processes to be reaped."""
+    give_up = time.monotonic() + 2.0
+    while folder.exists():
+        try:
+            folder.rmdir()
+        except OSError:
+            if time.monotonic() > give_up:
+                return
+            time.sleep(0.02)
+
+
+def _set_limits(limits: Limits, cgroups: _Cgroups) -> None:
+    """Runs in the child between fork and exec (so only system calls: nothing that locks)."""
+    cgroups.join()
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))  # SIGXCPU, then SIGKILL
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_bytes, limits.max_file_bytes))
@@ -504,6 +601,7 @@ def run_sandboxed(
         (host_root / "work").mkdir()
         _write_files(host_root / "work", files)
         switch_user: dict[str, Any] = {}
+        cgroups = _Cgroups(f"run-{os.getpid()}-{limits.uid}-{secrets.token_hex(4)}", limits)
         if problem is None:
             command = _bwrap_command(host_root, files, python, readable, masked, limits)
             cwd, home = None, "/tmp"
@@ -516,6 +614,7 @@ def run_sandboxed(
             if os.geteuid() == 0 and _usable_by_anyone(python):  # its own uid: limited, and found afterwards
                 for path in (host_root, *host_root.rglob("*")):
                     os.chown(path, limits.uid, limits.uid, follow_symlinks=False)
+                cgroups.allow(limits.uid)  # the child joins them after it has become that uid
                 switch_user = {"user": limits.uid, "group": limits.uid, "extra_groups": []}
                 isolation = (f"rlimits only: bubblewrap unavailable ({problem}); as uid {limits.uid}, whose "
                              "processes are killed when the run ends; the code can read every file that "
@@ -536,7 +635,7 @@ def run_sandboxed(
             env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
                  **(env or {})},
             start_new_session=True,
-            preexec_fn=functools.partial(_set_limits, limits),
+            preexec_fn=functools.partial(_set_limits, limits, cgroups),
             **switch_user,
         )
         try:
@@ -545,12 +644,14 @@ def run_sandboxed(
         finally:
             _kill_group(process)  # also when the parent itself is interrupted
             process.wait()
+            cgroups.end()
             if os.geteuid() == 0 and own_uid:
                 # Under bubblewrap the kernel ends the sandbox's pid namespace with bwrap, but not
                 # at once; without it a process may have left the group (setsid). Either way,
                 # nothing of the child's uid is left when the run is reported over.
                 kill_processes_of(limits.uid)
         elapsed = time.monotonic() - started
+        isolation += f"; {cgroups.describe()}"
     status, signal_number = _exit_status(process.returncode, under_bubblewrap=problem is None)
     return SandboxResult(
         returncode=status,

@@ -3,7 +3,8 @@
 What is read is exactly the text the sandbox runs (magics already turned into `pass`), and these
 are looked for, without running anything:
 
-- `import course_lib` or `import grading` (or `from ... import ...`): the course's own code.
+- `import course_lib` or `import grading` (or `from ... import ...`): the course's own code; and
+  `import grading_child`, the grader's learner-side modules as the sandbox names them.
   The sandbox makes them unimportable anyway; this gives the learner the reason in words.
 - text naming the course's files: a notebook (".ipynb"), the `solutions/` folder, the gradebook.
   Reading the solution notebook, or another learner's, is borrowing the answer.
@@ -33,7 +34,7 @@ import ast
 from dataclasses import dataclass
 
 from grading.checks import NOT_ALLOWED
-from grading.learner_side import is_course_module
+from grading.learner_side import CHILD_PACKAGE, is_course_module
 from grading.notebook import GradedCell
 
 # Text in a string that points at the course's files rather than at the learner's own work.
@@ -117,7 +118,7 @@ def _imports_course(tree: ast.AST) -> tuple[str, int] | None:
         elif isinstance(node, ast.ImportFrom) and not node.level:
             modules = [node.module or ""]
         for module in modules:
-            if is_course_module(module):
+            if is_course_module(module) or module.split(".")[0] == CHILD_PACKAGE:
                 return module.split(".")[0], node.lineno
     return None
 

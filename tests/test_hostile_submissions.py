@@ -385,6 +385,15 @@ def test_importing_course_lib_scores_zero_for_that_task(notebook_with) -> None:
                for message in messages(report, "merge"))
 
 
+def test_importing_the_graders_modules_inside_the_sandbox_scores_zero_for_that_task(notebook_with) -> None:
+    """The sandbox holds the grader's learner-side modules as grading_child (exercise 5's hold a
+    working key-value cache): the scan refuses an answer that imports them."""
+    plain = "from grading_child.learner_side import decode\n\ndef merge(ids, pair, new_id):\n    return ids\n"
+    report = grade_submission("01_bpe", notebook_with({"merge": plain}), timeout=1)
+    assert task_scores(report)["merge"] == 0 and task_scores(report)["decode"] == POINTS["decode"]
+    assert all("imports grading_child (line 1)" in message for message in messages(report, "merge"))
+
+
 @pytest.mark.parametrize("use_bubblewrap", [None, False], ids=["bubblewrap", "rlimits only"])
 def test_importing_course_lib_in_disguise_fails_in_the_sandbox(notebook_with, use_bubblewrap) -> None:
     hidden = 'merge = __import__("course" + "_lib.tokenization.pairs", fromlist=["merge"]).merge\n'

@@ -364,6 +364,38 @@ def test_without_bubblewrap_root_runs_the_child_as_its_own_uid_and_ends_what_it_
         subprocess.run(["pkill", "-f", marker], check=False)
 
 
+def test_a_cgroup_of_its_own_holds_the_process_limit_even_for_root_and_shares_out_the_cpu() -> None:
+    """Run as root (this venv's Python is not usable by other users, so the fallback keeps root):
+    RLIMIT_NPROC does not bind root, the run's pids cgroup does. Two busy processes get at most
+    the run's share of the CPU, however idle the machine."""
+    if os.geteuid() != 0:  # only root can make cgroups: the report says so
+        assert "no cgroup (not root)" in run("print(1)").isolation
+        return
+    result = run("""
+        import subprocess
+        children = []
+        try:
+            for _ in range(100):
+                children.append(subprocess.Popen(["sleep", "30"]))
+        except OSError as err:
+            print(len(children), err.errno)
+    """, use_bubblewrap=False, limits=Limits(max_processes=16), python=VENV_PYTHON)
+    assert "cgroup: 1 CPU, 4 GiB resident, 16 processes" in result.isolation
+    started, errno = map(int, result.stdout.split())
+    assert started < 16 and errno == 11  # EAGAIN from the pids cgroup
+    busy = run("""
+        import multiprocessing, time
+        def spin(_):
+            end = time.monotonic() + 2.0
+            while time.monotonic() < end:
+                pass
+            return time.process_time()
+        with multiprocessing.Pool(2) as pool:
+            print(sum(pool.map(spin, range(2))))
+    """, use_bubblewrap=False, limits=Limits(cpus=0.2, wall_seconds=20), python=VENV_PYTHON)
+    assert float(busy.stdout) < 0.2 * 2.0 * 1.5  # 2 s of wall time at 0.2 of a core, and some slack
+
+
 def test_torch_imports_inside(capsys: pytest.CaptureFixture) -> None:
     require_bubblewrap()
     seconds = {}
