@@ -197,6 +197,11 @@ TWO_NEW = Input(lambda: [[column(1.0, 0.0), column(2.0, -1.0), column(30.0, 40.0
                 "one call: q_new = [1, 0], k_new = [2, -1], v_new = [30, 40], (1, 1, 2, 1) each")
 PREFILL = Input(lambda: [[column(1.0, 0.0, 2.0), column(1.0, 0.0, 2.0), column(10.0, 20.0, 30.0)]],
                 "one call: q_new = k_new = [1, 0, 2], v_new = [10, 20, 30], (1, 1, 3, 1) each")
+# With D = 4 the scale shows: scores [4, 0, 0] / sqrt(4) = [2, 0, 0].
+SCALED_PAST = Input(lambda: [torch.tensor([[[[2.0, 0, 0, 0], [0, 0, 0, 0]]]]), torch.eye(4)[None, None, :2]],
+                    "keys [[2, 0, 0, 0], [0, 0, 0, 0]] and values [[1, 0, 0, 0], [0, 1, 0, 0]]")
+SCALED_NEW = Input(lambda: [[torch.tensor([[[[2.0, 0, 0, 0]]]]), torch.zeros(1, 1, 1, 4), torch.eye(4)[None, None, 2:3]]],
+                   "one call: q_new = [[2, 0, 0, 0]], k_new = [[0, 0, 0, 0]], v_new = [[0, 0, 1, 0]]")
 FIRST_UPDATE = Input(lambda: [[K0, V0]], "one update: k_new = torch.arange(8.0).reshape(1, 2, 2, 2), v_new = -k_new")
 TWO_UPDATES = Input(lambda: [[K0, V0], [K1, V1]], "that one, then k_new = torch.full((1, 2, 1, 2), 10.0), v_new = -k_new")
 
@@ -242,11 +247,12 @@ CHECKS: list[Check] = [
                  sample(randn(14, (4, 40), 2.0), seed=15, calls=6, temperature=0.7, top_k=20, top_p=0.6),
                  sample(randn(16, (5, 40), 2.0), seed=17, calls=40),
                  sample(randn(18, (3, 40)), temperature=0)), hidden=True),
-    draws_check("sample_next_token with one row, one token, top_k = V and top_p = 1",
+    draws_check("sample_next_token with one row, one token, top_k = V, top_p = 1 and tied logits",
                 (sample(torch.tensor([[0.5], [-3.0]]), seed=21, calls=3, temperature=2.0, top_k=1, top_p=0.3),
                  sample(randn(22, (1, 6)), seed=23, calls=8, top_k=6),
                  sample(randn(24, (1, 6)), seed=25, calls=8, top_p=1.0),
-                 sample(randn(26, (1, 6)), temperature=0, top_k=2, top_p=0.5)), hidden=True),
+                 sample(randn(26, (1, 6)), temperature=0, top_k=2, top_p=0.5),
+                 sample(torch.tensor([[3.0, 1.0, 1.0, 0.0]]), seed=27, calls=12, top_k=2)), hidden=True),
     # generate: 6 points
     Check("generate", "generate returns idx followed by max_new_tokens new ids",
           generate(MODEL, torch.tensor(GENERATE_PROMPT), 4), reference=GENERATE, compare=extends_idx, show=show_shape),
@@ -279,10 +285,10 @@ CHECKS: list[Check] = [
     attention_check("cached_attention of one new position attends to every cached one", attend(PAST, ONE_NEW)),
     attention_check("cached_attention on an empty cache is causal self-attention", attend(NOTHING, PREFILL)),
     attention_check("cached_attention of two new positions after two cached ones", attend(PAST, TWO_NEW)),
+    attention_check("cached_attention divides the scores by sqrt(D)", attend(SCALED_PAST, SCALED_NEW)),
     attention_check("cached_attention step by step after a prompt, with a batch and heads",
                     random_steps(80, 2, 3, 0, [5, 1, 1, 1], 8), hidden=True),
-    attention_check("cached_attention with chunks of new positions after cached ones",
-                    random_steps(90, 1, 2, 3, [2, 3, 1], 4), hidden=True),
-    attention_check("cached_attention is stable when the scores are large",
-                    random_steps(100, 2, 2, 4, [2, 1], 8, scale=30.0), hidden=True),
+    attention_check("cached_attention with chunks of new positions, and with large scores",
+                    (random_steps(90, 1, 2, 3, [2, 3, 1], 4), random_steps(100, 2, 2, 4, [2, 1], 8, scale=30.0)),
+                    hidden=True),
 ]
