@@ -124,7 +124,8 @@ def test_visible_draws_differ_from_the_draws_of_the_mistakes_they_catch() -> Non
         for each, expected in zip(check.calls, check.expected()):
             assert expected["values"] != unfiltered(each.then["seed"]), name
     # top-p read from the probabilities before top-k keeps two tokens: [0.665, 0.245] < 0.7 + ...
-    (after_top_k,) = check_named(EXERCISE, "sample_next_token applies top_p to the probabilities left after top_k").expected()
+    after = check_named(EXERCISE, "sample_next_token applies top_p to the probabilities left after top_k")
+    (after_top_k,) = after.expected()
     assert after_top_k["values"] != hand_draws([E(2), E(1), 0], 3, 12)
 
 
@@ -216,7 +217,8 @@ def test_cached_attention_worked_examples_are_the_notebooks_numbers() -> None:
 
     # softmax([1, 0, 2]) . [10, 20, 30]; then query 0 weighs [10, 20, 30, 40] equally.
     first = (E(1) * 10 + 20 + E(2) * 30) / (E(1) + 1 + E(2))
-    assert values("cached_attention of one new position attends to every cached one")[0][0][0][0][0] == pytest.approx(first)
+    (((one,),),) = values("cached_attention of one new position attends to every cached one")[0]
+    assert one == [pytest.approx(first)]
     assert round(first, 4) == 24.2051
     two = values("cached_attention of two new positions after two cached ones")[0][0][0]
     assert two == [pytest.approx([first]), pytest.approx([25.0])]
@@ -276,11 +278,13 @@ def edit(task: str, old: str, new: str) -> str:
 
 
 SAMPLE = "def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator=None):\n"
-VALIDATE = ("    if temperature < 0 or (top_k is not None and top_k < 1) or (top_p is not None and not 0 < top_p <= 1):\n"
+VALIDATE = ("    if temperature < 0 or (top_k is not None and top_k < 1) or (\n"
+            "            top_p is not None and not 0 < top_p <= 1):\n"
             "        raise ValueError('bad argument')\n"
             "    if temperature == 0:\n        return logits.argmax(dim=-1)\n")
 TOP_P_DECISION = "        drop_sorted = before >= top_p  # the first token (nothing before it) always stays\n"
 CONTEXT = "model(idx[:, -block_size:])"
+TIES_STAY = "        logits = logits.masked_fill(logits < kth, float(\"-inf\"))  # ties with the k-th stay\n"
 MASK = "    scores = scores.masked_fill(~allowed, float(\"-inf\"))  # (B, H, T_new, T_k)\n"
 
 TEMPERATURE = "sample_next_token divides the logits by the temperature"
@@ -297,7 +301,8 @@ GENERATED = {"generate with temperature=0 appends the likeliest next token at ev
              "generate on random prompts with temperature, top_k and top_p",
              "generate with max_new_tokens=0 and with a prompt longer than block_size"}
 CACHE_GROWS = {"KVCache.update appends the new positions along the time axis",
-               "KVCache over many updates, with a batch and several heads", "two KVCaches keep their own keys and values"}
+               "KVCache over many updates, with a batch and several heads",
+               "two KVCaches keep their own keys and values"}
 ONE_NEW = "cached_attention of one new position attends to every cached one"
 EMPTY = "cached_attention on an empty cache is causal self-attention"
 TWO_NEW = "cached_attention of two new positions after two cached ones"
@@ -332,10 +337,10 @@ WRONG = {
         {"sample_next_token applies top_p to the probabilities left after top_k"},
     ),
     "top_k keeps exactly k tokens, dropping ties": (
-        {"sample_next_token": edit("sample_next_token",
-                                   "        logits = logits.masked_fill(logits < kth, float(\"-inf\"))  # ties with the k-th stay\n",
+        {"sample_next_token": edit("sample_next_token", TIES_STAY,
                                    "        best = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).indices\n"
-                                   "        logits = torch.full_like(logits, float('-inf')).scatter(-1, best, logits.gather(-1, best))\n")},
+                                   "        kept = logits.gather(-1, best)\n"
+                                   "        logits = torch.full_like(logits, -math.inf).scatter(-1, best, kept)\n")},
         {DEGENERATE},
     ),
     "sample_next_token ignores the generator": (
@@ -368,7 +373,8 @@ WRONG = {
         GENERATED,
     ),
     "KVCache concatenates along the heads": (
-        {"KVCache": edit("KVCache", "self.k = torch.cat([self.k, k_new], dim=2)", "self.k = torch.cat([self.k, k_new], dim=1)")
+        {"KVCache": edit("KVCache", "self.k = torch.cat([self.k, k_new], dim=2)",
+                         "self.k = torch.cat([self.k, k_new], dim=1)")
          .replace("self.v = torch.cat([self.v, v_new], dim=2)", "self.v = torch.cat([self.v, v_new], dim=1)")},
         CACHE_GROWS,
     ),
@@ -435,10 +441,12 @@ RIGHT = {
         "    probs = torch.exp(logits - logits.max(-1, keepdim=True).values)\n"
         "    return torch.multinomial(probs / probs.sum(-1, keepdim=True), 1, generator=generator)[:, 0]\n"},
     "generate with a list of ids per step": {
-        "generate": "def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None):\n"
+        "generate": "def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,\n"
+        "             generator=None):\n"
         "    out = idx\n"
         "    for _ in range(max_new_tokens):\n"
-        "        context = out if out.shape[1] <= model.config.block_size else out[:, out.shape[1] - model.config.block_size:]\n"
+        "        size = model.config.block_size\n"
+        "        context = out if out.shape[1] <= size else out[:, out.shape[1] - size:]\n"
         "        logits = model(context)[0]\n"
         "        out = torch.cat((out, sample_next_token(logits[:, -1], temperature=temperature, top_k=top_k,\n"
         "                                                top_p=top_p, generator=generator).unsqueeze(1)), dim=1)\n"
@@ -480,7 +488,8 @@ def test_comparisons_never_raise_on_tampered_values() -> None:
 
 USES_TORCH_ATTENTION = ("def cached_attention(q_new, k_new, v_new, cache):\n"
                         "    k, v = cache.update(k_new, v_new)\n"
-                        "    mask = torch.ones(q_new.shape[2], k.shape[2], dtype=torch.bool).tril(k.shape[2] - q_new.shape[2])\n"
+                        "    mask = torch.ones(q_new.shape[2], k.shape[2], dtype=torch.bool)\n"
+                        "    mask = mask.tril(k.shape[2] - q_new.shape[2])\n"
                         "    return torch.nn.functional.scaled_dot_product_attention(q_new, k, v, attn_mask=mask)\n")
 USES_COURSE_LIB = "from course_lib.attention import KVCache\n"
 
@@ -503,7 +512,8 @@ def test_torch_attention_course_lib_and_a_mistake_graded_in_the_sandbox(notebook
             assert "imports course_lib" in result.message
         else:
             assert result.passed == (result.name not in must_fail), result.name
-    assert report.score == TASK_POINTS["sample_next_token"] + TASK_POINTS["generate"] - check_points(EXERCISE, must_fail)
+    kept = TASK_POINTS["sample_next_token"] + TASK_POINTS["generate"]
+    assert report.score == kept - check_points(EXERCISE, must_fail)
 
 
 def test_visible_failures_show_expected_and_got(solution_namespace: dict) -> None:
@@ -515,7 +525,8 @@ def test_visible_failures_show_expected_and_got(solution_namespace: dict) -> Non
         "  expected row 0 drew [0, 0, 0, 1, 0, 0, 1, 1, 1, 0, 1, 0]\n"
         "  got      row 0 drew [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]"
     )
-    namespace = with_answer(solution_namespace, WRONG["cached_attention with the square causal mask"][0]["cached_attention"])
+    square = WRONG["cached_attention with the square causal mask"][0]["cached_attention"]
+    namespace = with_answer(solution_namespace, square)
     message = judged(EXERCISE, ONE_NEW, namespace).message
     assert message.endswith("\n  expected tensor([[[[24.2051]]]])\n  got      tensor([[[[10.]]]])")
 

@@ -200,10 +200,12 @@ PREFILL = Input(lambda: [[column(1.0, 0.0, 2.0), column(1.0, 0.0, 2.0), column(1
 # With D = 4 the scale shows: scores [4, 0, 0] / sqrt(4) = [2, 0, 0].
 SCALED_PAST = Input(lambda: [torch.tensor([[[[2.0, 0, 0, 0], [0, 0, 0, 0]]]]), torch.eye(4)[None, None, :2]],
                     "keys [[2, 0, 0, 0], [0, 0, 0, 0]] and values [[1, 0, 0, 0], [0, 1, 0, 0]]")
-SCALED_NEW = Input(lambda: [[torch.tensor([[[[2.0, 0, 0, 0]]]]), torch.zeros(1, 1, 1, 4), torch.eye(4)[None, None, 2:3]]],
+SCALED_NEW = Input(lambda: [[torch.tensor([[[[2.0, 0, 0, 0]]]]), torch.zeros(1, 1, 1, 4),
+                             torch.eye(4)[None, None, 2:3]]],
                    "one call: q_new = [[2, 0, 0, 0]], k_new = [[0, 0, 0, 0]], v_new = [[0, 0, 1, 0]]")
 FIRST_UPDATE = Input(lambda: [[K0, V0]], "one update: k_new = torch.arange(8.0).reshape(1, 2, 2, 2), v_new = -k_new")
-TWO_UPDATES = Input(lambda: [[K0, V0], [K1, V1]], "that one, then k_new = torch.full((1, 2, 1, 2), 10.0), v_new = -k_new")
+TWO_UPDATES = Input(lambda: [[K0, V0], [K1, V1]],
+                    "that one, then k_new = torch.full((1, 2, 1, 2), 10.0), v_new = -k_new")
 
 
 def draws_check(name: str, calls: Call | tuple[Call, ...], **options: Any) -> Check:
@@ -238,7 +240,8 @@ CHECKS: list[Check] = [
                 sample(THREE, seed=3, calls=12, top_p=0.8)),
     draws_check("sample_next_token applies top_p to the probabilities left after top_k",
                 sample(THREE, seed=3, calls=12, top_k=2, top_p=0.7)),
-    Check("sample_next_token", "sample_next_token raises ValueError for temperature < 0, top_k < 1, top_p outside (0, 1]",
+    Check("sample_next_token",
+          "sample_next_token raises ValueError for temperature < 0, top_k < 1, top_p outside (0, 1]",
           (bad_arguments(temperature=-1.0), bad_arguments(top_k=0), bad_arguments(top_p=0.0),
            bad_arguments(top_p=1.5)), expect=["ValueError"] * 4),
     draws_check("sample_next_token on random logits with temperature, top_k and top_p",

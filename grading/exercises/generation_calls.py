@@ -146,7 +146,8 @@ def updates(cache_class: type, args: list, kwargs: dict, steps: list) -> list:
     for k_new, v_new in steps:
         pair = cache.update(k_new, v_new)
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            raise CheckFailure(f"KVCache.update should return a pair (k, v), got {type(pair).__name__} {quote(pair, 80)}")
+            raise CheckFailure(f"KVCache.update should return a pair (k, v), got {type(pair).__name__} "
+                               f"{quote(pair, 80)}")
         # A copy now: a cache that later changes its tensors in place must not change what it returned.
         returned.append([returns_tensor(pair[0], "KVCache.update", what="the keys update returned"),
                          returns_tensor(pair[1], "KVCache.update", what="the values update returned")])
