@@ -50,6 +50,7 @@ ASSIGNMENTS = {
             {"scaled_dot_product_attention": 9, "causal_mask": 3, "MultiHeadSelfAttention": 8},
         ),
         Assignment("04_training_loop", "training_loop.ipynb", {"cross_entropy": 7, "get_batch": 7, "train": 7}),
+        Assignment("05_generation", "generation.ipynb", {"sample_next_token": 10, "generate": 6, "KVCache": 4, "cached_attention": 6}),
     ]
 }
 BPE = ASSIGNMENTS["01_bpe"]
