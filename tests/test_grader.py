@@ -441,3 +441,15 @@ def test_a_way_around_the_rule_scores_0_in_the_sandbox(notebook_with) -> None:
     linear = [r for r in report.results if r.task == "Linear"]
     assert all(r.score == 0 and "uses torch.ops.aten.linear (line 12)" in r.message for r in linear)
     assert all(r.passed for r in report.results if r.task == "linear_backward")
+
+
+def test_every_release_has_the_cells_the_time_budget_counts() -> None:
+    """The grader's budget counts registry.released_cells(exercise): one setup cell and one
+    answer cell per task, which every released notebook must have."""
+    from grading.notebook import graded_cells, read_notebook
+    from grading.registry import EXERCISES, notebook_for, released_cells, tasks
+
+    for exercise in EXERCISES:
+        cells = graded_cells(read_notebook(REPO / "exercises" / exercise / notebook_for(exercise)))
+        assert [cell.kind for cell in cells] == ["setup"] + ["answer"] * len(tasks(exercise)), exercise
+        assert len(cells) == released_cells(exercise)

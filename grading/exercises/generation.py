@@ -31,6 +31,7 @@ import torch
 from course_lib.attention import KVCache, causal_mask, scaled_dot_product_attention
 from course_lib.generation import sample_next_token
 from course_lib.model import GPT
+from grading import seeds
 from grading.checks import Call, Check, Input, Substitute, describe, plain_equal
 from grading.compare import show_tensors, tensors_close
 from grading.exercises.generation_calls import GradersCache
@@ -47,11 +48,12 @@ CALLS = "exercises.generation_calls"
 
 
 def randn(seed: int, shape: tuple[int, ...], scale: float = 1.0) -> torch.Tensor:
-    return scale * torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    return scale * torch.randn(shape, generator=torch.Generator().manual_seed(seeds.seed(seed)))
 
 
 def sample(logits: torch.Tensor, seed: int = 0, calls: int = 1, **options: Any) -> Call:
     """sample_next_token(logits, **options, generator=...) `calls` times with one generator."""
+    seed = seeds.seed(seed)
     steps = "with generator = torch.Generator().manual_seed({seed})" + (", {calls} times" if calls > 1 else "")
     return Call("sample_next_token", (logits,), options, returns={"kind": "tensor"}, adapter=f"{CALLS}.draws",
                 then={"seed": seed, "calls": calls}, steps=steps)
@@ -73,6 +75,7 @@ class Described(Call):
 
 def generate(model: dict, idx: torch.Tensor, max_new_tokens: int, seed: int = 0, **options: Any) -> Call:
     """generate(TinyGPT(**model), idx, max_new_tokens, **options, generator seeded `seed`)."""
+    seed = seeds.seed(seed)
     shown = "".join(f", {key}={value}" for key, value in options.items())
     return Described("generate", (), options, adapter=f"{CALLS}.generated",
                      then={"model": model, "idx": idx, "max_new_tokens": max_new_tokens, "seed": seed},
@@ -83,11 +86,11 @@ def generate(model: dict, idx: torch.Tensor, max_new_tokens: int, seed: int = 0,
 
 
 def random_model(seed: int, vocab_size: int = 20, block_size: int = 16, width: int = 12) -> dict:
-    return {"vocab_size": vocab_size, "block_size": block_size, "width": width, "seed": seed}
+    return {"vocab_size": vocab_size, "block_size": block_size, "width": width, "seed": seeds.seed(seed)}
 
 
 def random_ids(seed: int, shape: tuple[int, int], vocab_size: int) -> torch.Tensor:
-    return torch.randint(0, vocab_size, shape, generator=torch.Generator().manual_seed(seed))
+    return torch.randint(0, vocab_size, shape, generator=torch.Generator().manual_seed(seeds.seed(seed)))
 
 
 def updates(steps: Any) -> Call:
