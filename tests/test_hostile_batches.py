@@ -308,3 +308,65 @@ def test_a_lookup_table_of_the_public_hidden_inputs_fails_under_a_course_secret(
         assert ("derived from the course secret" in line["hidden_inputs"]) == (secret is not None)
     assert scores["public"] == TASK_POINTS["merge"]
     assert scores["secret"] < TASK_POINTS["merge"]
+
+
+# ---- all of it in one batch -----------------------------------------------------------------------
+
+# encode switches off the child's timer and never returns; forging sends a second result line.
+TIMER_OFF = {"encode": "import signal\ndef encode(text, merges):\n    signal.setitimer(signal.ITIMER_REAL, 0)\n"
+                       "    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n    while True:\n        pass\n"}
+FORGED = {"decode": "import sys\ndef decode(ids, merges):\n    frame = sys._getframe()\n"
+                    "    while 'send' not in frame.f_locals:\n        frame = frame.f_back\n"
+                    "    frame.f_locals['send']({'check': 0, 'outcome': None})\n    return ''\n"}
+
+
+def test_a_batch_of_every_hostile_kind_grades_its_honest_submissions_exactly(tmp_path: Path) -> None:
+    """One batch, graded two at a time: honest students (full marks, and one partial) beside one
+    submission of each hostile kind above. The honest ones get exactly their points and their
+    results; no hostile one gains a point it did not earn; the batch ends, with status 1 (the
+    id collision needs the instructor)."""
+    submitted = tmp_path / "submitted"
+    honest = {"ada": (ALL, TOTAL), "bob": ({"merge", "decode"}, TASK_POINTS["merge"] + TASK_POINTS["decode"]),
+              "zed": (ALL, TOTAL)}
+    for student, (answered, _) in honest.items():
+        write_submission(submitted / student / "01_bpe" / "bpe.ipynb", answered)
+    hostile = {  # student -> (answers, replaced cells, the most it may score)
+        "lone": (ALL, SURROGATE, TOTAL - TASK_POINTS["decode"]),
+        "tricks": (ALL, TERMINAL_TRICKS, TOTAL - TASK_POINTS["decode"]),
+        "grades.csv": (set(), {}, 0),
+        "=cmd": (set(), {}, 0),
+        "timer": (ALL, TIMER_OFF, TOTAL - TASK_POINTS["encode"]),
+        "forger": (ALL, FORGED, TOTAL - TASK_POINTS["decode"] - TASK_POINTS["get_pair_counts"]),
+        "a b": (ALL, {}, 0),
+        "a_b": (ALL, {}, 0),
+    }
+    for student, (answered, replaced, _) in hostile.items():
+        write_submission(submitted / student / "01_bpe" / "bpe.ipynb", answered, replaced)
+    write_submission(submitted / "aaron" / "01_bpe" / "submitted" / "ada" / "01_bpe" / "bpe.ipynb", ALL)
+    for student, target in {"copycat": submitted / "zed" / "01_bpe" / "bpe.ipynb", "zero": Path("/dev/zero")}.items():
+        (submitted / student / "01_bpe").mkdir(parents=True)
+        (submitted / student / "01_bpe" / "bpe.ipynb").symlink_to(target)
+    (submitted / "fifo" / "01_bpe").mkdir(parents=True)
+    os.mkfifo(submitted / "fifo" / "01_bpe" / "bpe.ipynb")
+    latin1 = os.fsencode(submitted) + b"/caf\xe9/01_bpe"
+    os.makedirs(latin1)
+    write_submission(Path(os.fsdecode(latin1 + b"/bpe.ipynb")), ALL)
+
+    out = tmp_path / "out"
+    done = grade("01_bpe", str(submitted), "--out", str(out), "--jobs", "2", limit=600)
+    assert done.returncode == 1, done.stderr  # only for the collision
+    text = (out / "grades.csv").read_bytes().decode("ascii")
+    scores: dict[str, list[float]] = {}
+    for row in csv.DictReader(text.splitlines()):
+        scores.setdefault(row["student"], []).append(float(row["score"]))
+    for student, (_, points) in honest.items():
+        assert scores.pop(student) == [points] and results_of(out, student)["score"] == points
+    assert scores.pop("caf_") == [TOTAL]  # honest too, under an escaped name
+    assert scores.pop("a_b") == [0, 0]  # the collision: neither graded
+    ceilings = {"grades.csv_": 0, "_cmd": 0, "aaron": 0, "copycat": 0, "zero": 0, "fifo": 0}
+    ceilings.update({student: most for student, (_, _, most) in hostile.items() if student not in ("a b", "a_b")})
+    ceilings.pop("grades.csv"), ceilings.pop("=cmd")
+    for student, most in ceilings.items():
+        (score,) = scores.pop(student)
+        assert score <= most, student
+    assert scores == {}
