@@ -169,3 +169,34 @@ def gpus_needed(total_bytes: float, gpu_memory_bytes: float = H100_MEMORY) -> in
     if gpu_memory_bytes <= 0:
         raise ValueError(f"gpu_memory_bytes must be positive, got {gpu_memory_bytes}")
     return math.ceil(total_bytes / gpu_memory_bytes)
+
+
+def kv_cache_bytes(
+    config: GPTConfig, batch_size: int = 1, seq_len: int | None = None, bytes_per_value: int = 2
+) -> int:
+    """The memory a key-value cache takes to generate from `config`: every layer's keys and values.
+
+    Each layer keeps, for every position of every sequence, a key and a value of head_dim
+    numbers for each of its kv_heads key-value heads:
+
+        2 (k and v) · n_layers · kv_heads · head_dim · seq_len · batch_size · bytes_per_value
+
+    seq_len defaults to the config's block_size (a full context); bytes_per_value is 2 for
+    bf16/fp16, 4 for fp32. Grouped-query attention caches kv_heads heads, not n_heads: Llama 3
+    8B (32 layers, 8 key-value heads of 128 dimensions) in bf16 keeps
+    2 · 32 · 8 · 128 · 2 = 131,072 bytes (128 KiB) per token, a quarter of what 32 heads would:
+
+        >>> from course_lib.presets import PRESETS
+        >>> kv_cache_bytes(PRESETS["llama3-8b"].config, seq_len=1)
+        131072
+        >>> kv_cache_bytes(PRESETS["llama3-8b"].config) == 8192 * 131072   # 8,192 tokens: 1 GiB
+        True
+    """
+    for name, value in (("batch_size", batch_size), ("bytes_per_value", bytes_per_value)):
+        if value < 1:
+            raise ValueError(f"kv_cache_bytes: {name} must be a positive integer, got {value}")
+    seq_len = config.block_size if seq_len is None else seq_len
+    if seq_len < 0:
+        raise ValueError(f"kv_cache_bytes: seq_len must be >= 0, got {seq_len}")
+    per_position = 2 * config.n_layers * config.kv_heads * config.head_dim  # numbers per token
+    return per_position * seq_len * batch_size * bytes_per_value

@@ -604,12 +604,14 @@ def test_attention_heatmaps_render(visits):
 
 def test_chapters_cite_the_bibliography(visits):
     cited = {name: [href for href in chapter(visits, name).links if "/book/bibliography.html#" in href]
-             for name in ["01_tokenization", "03_transformer"]}
+             for name in ["01_tokenization", "03_transformer", "05_generation"]}
     assert len(cited["01_tokenization"]) >= 2 and len(cited["03_transformer"]) >= 4, cited
+    assert len(cited["05_generation"]) >= 4, cited
     listed = (HTML / "book" / "bibliography.html").read_text(encoding="utf-8")
     for title in ["Attention Is All You Need", "Language Models are Unsupervised Multitask Learners",
                   "Language Models are Few-Shot Learners", "The Llama 3 Herd of Models",
-                  "Neural Machine Translation of Rare Words with Subword Units", "tiktoken"]:
+                  "Neural Machine Translation of Rare Words with Subword Units", "tiktoken",
+                  "The Curious Case of Neural Text Degeneration"]:
         assert title.lower() in listed.lower(), f"the bibliography does not list {title!r}"
 
 

@@ -3,7 +3,9 @@
 References: bytes per parameter (fp32: 4 weights + 4 gradients + 8 AdamW moments; mixed
 precision: 2 + 2 + 4 fp32 master weights + 8, ZeRO's 16 bytes); the lecture's 405e9 · 4 bytes
 = 1.62 TB; Korthikanti et al. 2022's activations per layer, 34·s·b·h + 5·a·s²·b bytes, worked
-by hand for small numbers; PyTorch's own AdamW, whose state we measure for a small model.
+by hand for small numbers; PyTorch's own AdamW, whose state we measure for a small model; the
+key-value cache worked by hand (2 · layers · kv heads · head dim · bytes per token) and measured
+on the KVCache objects GPT.generate fills.
 """
 
 import doctest
@@ -20,6 +22,7 @@ from course_lib.memory import (
     activation_bytes_per_layer,
     format_bytes,
     gpus_needed,
+    kv_cache_bytes,
     training_memory,
 )
 from course_lib.model import GPT, GPTConfig
@@ -137,3 +140,41 @@ def test_table_in_gb_and_tb():
 def test_docstring_examples_run_as_written():
     result = doctest.testmod(course_lib.memory)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_kv_cache_of_llama3_8b_by_hand():
+    """2 (k and v) × 32 layers × 8 kv heads × 128 dims × 2 bytes = 131,072 bytes = 128 KiB per token."""
+    config = PRESETS["llama3-8b"].config
+    assert kv_cache_bytes(config, seq_len=1) == 2 * 32 * 8 * 128 * 2 == 128 * 1024
+    assert kv_cache_bytes(config) == 8192 * 128 * 1024 == 2**30  # the full 8,192-token context: 1 GiB
+    assert kv_cache_bytes(config, batch_size=4, seq_len=100, bytes_per_value=4) == 4 * 100 * 2 * 32 * 8 * 128 * 4
+
+
+def test_kv_cache_shrinks_by_the_grouped_query_factor():
+    """Llama 3 405B: 126 layers, 128 query heads, 8 kv heads of 128 dims, context 131,072."""
+    config = PRESETS["llama3-405b"].config
+    assert kv_cache_bytes(config, seq_len=1) == 2 * 126 * 8 * 128 * 2 == 516_096
+    assert kv_cache_bytes(config) == 516_096 * 131_072 == 67_645_734_912  # 67.6 GB
+    every_head = GPTConfig(**{**config.__dict__, "n_kv_heads": None})  # one kv head per query head
+    assert kv_cache_bytes(every_head) == 16 * kv_cache_bytes(config)  # 128 / 8 = 16 times more
+
+
+def test_kv_cache_of_gpt2_small_by_hand():
+    """12 layers × 12 heads × 64 dims, no grouping: 2 · 12 · 12 · 64 · 2 = 36,864 bytes per token."""
+    config = PRESETS["gpt2"].config
+    assert kv_cache_bytes(config) == 36_864 * 1024
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        kv_cache_bytes(config, batch_size=0)
+    with pytest.raises(ValueError, match="seq_len must be >= 0"):
+        kv_cache_bytes(config, seq_len=-1)
+
+
+def test_kv_cache_bytes_match_the_caches_generate_fills():
+    """The tensors in a real KVCache after a forward of T positions, counted by their sizes."""
+    config = GPTConfig(vocab_size=11, block_size=16, n_layers=3, d_model=24, n_heads=6, n_kv_heads=2)
+    model = GPT(config)
+    caches = model.new_kv_caches()
+    with torch.no_grad():
+        model(torch.zeros(2, 5, dtype=torch.long), kv_caches=caches)  # B = 2 sequences of T = 5
+    stored = sum(t.numel() * t.element_size() for cache in caches for t in (cache.k, cache.v))
+    assert kv_cache_bytes(config, batch_size=2, seq_len=5, bytes_per_value=4) == stored

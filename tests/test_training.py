@@ -372,3 +372,62 @@ def test_mixed_precision_path_trains(monkeypatch, amp_dtype):
     assert history[0]["train_loss"] > 1.5 and reference_history[-1]["val_loss"] < 0.4
     assert history[-1]["val_loss"] == pytest.approx(reference_history[-1]["val_loss"], abs=0.05)
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+# ---- train_recipe and load_or_train ------------------------------------------------------------
+
+
+def test_train_recipe_trains_what_the_command_line_trains(tmp_path):
+    """Reference: `python -m course_lib.train --preset shakespeare-char-tiny`, run in-process."""
+    from course_lib.train import main
+    from course_lib.training import train_recipe
+
+    assert main(["--preset", "shakespeare-char-tiny", "--device", "cpu", "--out", str(tmp_path / "cli"),
+                 "--no-progress"]) == 0
+    trainer = train_recipe("shakespeare-char-tiny", tmp_path / "ours", device="cpu")
+    cli, ours = load_checkpoint(tmp_path / "cli" / "ckpt.pt"), load_checkpoint(trainer.checkpoint_path)
+    assert ours["step"] == cli["step"] == 20 and ours["recipe"] == "shakespeare-char-tiny"
+    for key, weight in cli["model"].items():
+        assert torch.equal(ours["model"][key], weight), key  # the same run, bit for bit on a CPU
+    with pytest.raises(KeyError, match="unknown recipe 'shakespeare'; known recipes"):
+        train_recipe("shakespeare", tmp_path / "nothing")
+
+
+def test_load_or_train_trains_once_then_loads(tmp_path, monkeypatch):
+    from course_lib.training import load_or_train
+
+    path = tmp_path / "kept" / "tiny.pt"
+    model, tokenizer, checkpoint = load_or_train("shakespeare-char-tiny", path)  # nothing there: trains
+    assert path.is_file() and checkpoint["step"] == 20 and not model.training
+    assert tokenizer.vocab_size == 65 and model.config.vocab_size == 65
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("load_or_train trained although a finished checkpoint was there")
+
+    monkeypatch.setattr(course_lib.training.recipes, "train_recipe", no_training)
+    again, _, _ = load_or_train("shakespeare-char-tiny", path)
+    ids = torch.tensor([tokenizer.encode("ROMEO:")])
+    torch.testing.assert_close(again(ids)[0], model(ids)[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("spoil", ["other settings", "unfinished", "other recipe", "damaged"])
+def test_load_or_train_retrains_a_checkpoint_that_does_not_match(tmp_path, monkeypatch, spoil):
+    from course_lib.training import load_or_train
+    from course_lib.training.checkpoint import save_checkpoint
+
+    path = tmp_path / "tiny.pt"
+    _, _, checkpoint = load_or_train("shakespeare-char-tiny", path)
+    if spoil == "damaged":
+        path.write_bytes(path.read_bytes()[:1000])
+    else:
+        changes = {"other settings": {"train_config": {**checkpoint["train_config"], "lr": 0.5}},
+                   "unfinished": {"step": 10}, "other recipe": {"recipe": "shakespeare-char"}}[spoil]
+        save_checkpoint(path, {**checkpoint, **changes})
+    calls = []
+    real = course_lib.training.recipes.train_recipe
+    monkeypatch.setattr(course_lib.training.recipes, "train_recipe",
+                        lambda *args, **kwargs: calls.append(args) or real(*args, **kwargs))
+    _, _, fresh = load_or_train("shakespeare-char-tiny", path)
+    assert len(calls) == 1, f"a checkpoint with {spoil} was loaded instead of trained again"
+    assert fresh["step"] == 20 and fresh["train_config"] == checkpoint["train_config"]
+    assert load_checkpoint(path)["recipe"] == "shakespeare-char-tiny"  # the new run replaced it

@@ -11,6 +11,7 @@ The modules, in the order a training step uses them:
     checkpoint.py   save_checkpoint, load_checkpoint, load_model
     distributed.py  init_distributed                            several processes under torchrun
     recipes.py      TrainConfig, Recipe, RECIPES                named settings ("shakespeare-char")
+                    train_recipe, load_or_train                 train one, or load its kept checkpoint
 """
 
 from .checkpoint import CheckpointError, check_same_config, load_checkpoint, load_model, save_checkpoint
@@ -19,7 +20,7 @@ from .evaluation import perplexity
 from .distributed import DistributedInfo, init_distributed, shutdown_distributed
 from .loss import cross_entropy
 from .optim import configure_optimizer
-from .recipes import RECIPES, Recipe, TrainConfig
+from .recipes import RECIPES, Recipe, TrainConfig, load_or_train, recipe_checkpoint_path, train_recipe
 from .schedule import lr_at
 from .trainer import Trainer
 
@@ -39,12 +40,15 @@ __all__ = [
     "init_distributed",
     "load_checkpoint",
     "load_model",
+    "load_or_train",
     "lr_at",
     "perplexity",
+    "recipe_checkpoint_path",
     "save_checkpoint",
     "shutdown_distributed",
     "split_data",
     "tokenizer_from_state",
     "tokenizer_state",
+    "train_recipe",
     "vocab_size_of",
 ]

@@ -5,14 +5,31 @@
     ('char', True)
 
 `python -m course_lib.train --preset NAME` trains a recipe; a checkpoint stores the recipe's
-settings so that resuming with different ones is caught.
+settings so that resuming with different ones is caught. From Python, `train_recipe(name,
+out_dir)` runs the same training, and `load_or_train(name)` returns a recipe's trained model,
+training it only when no finished checkpoint of that recipe is kept (chapter 4 of the book
+trains `shakespeare-char` and keeps it for chapter 5):
+
+    model, tokenizer, checkpoint = load_or_train("shakespeare-char")   # ~2 minutes the first time
 """
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import torch
+
+from ..data import cache_dir
 from ..model import GPTConfig
+
+if TYPE_CHECKING:  # only for the annotations: trainer.py itself imports this module
+    from ..model import GPT
+    from .data import Tokenizer
+    from .trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -117,3 +134,89 @@ SHAKESPEARE_CHAR_TINY = Recipe(
 )
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (SHAKESPEARE_CHAR, SHAKESPEARE_CHAR_TINY, NANOGPT_CPU)}
+
+
+def recipe_checkpoint_path(name: str) -> Path:
+    """Where `load_or_train` keeps recipe `name`'s finished checkpoint: the course's cache folder.
+
+    recipe_checkpoint_path("shakespeare-char") -> <cache_dir()>/checkpoints/shakespeare-char.pt,
+    with cache_dir() from `course_lib.data` ($COURSE_LIB_CACHE, else the OS cache folder).
+    """
+    return cache_dir() / "checkpoints" / f"{name}.pt"
+
+
+def train_recipe(
+    name: str, out_dir: str | Path, progress: bool = False, device: str | torch.device | None = None
+) -> Trainer:
+    """Train recipe `name` from scratch, as `python -m course_lib.train --preset NAME --out DIR` does.
+
+    The same text, tokenizer, split, initial weights (torch's seed set to the recipe's) and
+    settings; the checkpoint is written to out_dir/ckpt.pt every checkpoint_interval steps and
+    after the last. Returns the Trainer, whose `history` holds the losses. The tiny recipe takes
+    a few seconds:
+
+        >>> with tempfile.TemporaryDirectory() as out_dir:
+        ...     trainer = train_recipe("shakespeare-char-tiny", out_dir)
+        ...     print(trainer.step, trainer.checkpoint_path.is_file())
+        20 True
+    """
+    # Imported here, not at the top: trainer.py imports this module for TrainConfig.
+    from ..data import load_text
+    from ..model import GPT
+    from .data import build_tokenizer, split_data, vocab_size_of
+    from .trainer import Trainer
+
+    recipe = _lookup(name)
+    text = load_text(recipe.dataset)
+    tokenizer = build_tokenizer(text, recipe.tokenizer, recipe.bpe_vocab_size)
+    train_data, val_data = split_data(tokenizer.encode(text), recipe.val_fraction)
+    torch.manual_seed(recipe.train.seed)  # the command line's initial weights
+    model = GPT(recipe.model_config(vocab_size_of(tokenizer)))
+    trainer = Trainer(
+        model, train_data, val_data, recipe.train, device=device, out_dir=out_dir, tokenizer=tokenizer,
+        recipe=recipe.name, progress=progress,
+    )
+    trainer.run()
+    return trainer
+
+
+def load_or_train(
+    name: str,
+    path: str | Path | None = None,
+    progress: bool = False,
+    device: str | torch.device = "cpu",
+) -> tuple[GPT, Tokenizer, dict[str, Any]]:
+    """Recipe `name`'s trained model (eval mode, on `device`), its tokenizer and its checkpoint.
+
+    Loads the checkpoint at `path` (default: `recipe_checkpoint_path(name)`) when it is a
+    finished run of this recipe: the same recipe name, model and training settings (only how
+    often it reported or saved may differ, as `checkpoint.check_same_config` allows) and all of
+    its max_iters steps. Otherwise (no file, an unreadable one, another recipe's, other
+    settings, an unfinished run) it trains the recipe with `train_recipe` and keeps the result
+    at `path` for the next call, replacing what was there.
+    """
+    from .checkpoint import CheckpointError, check_same_config, load_checkpoint, load_model, save_checkpoint
+
+    recipe = _lookup(name)
+    path = recipe_checkpoint_path(name) if path is None else Path(path)
+    try:
+        checkpoint = load_checkpoint(path)
+        if checkpoint.get("recipe") != recipe.name or checkpoint.get("step") != recipe.train.max_iters:
+            raise CheckpointError(f"{path} is not a finished run of {recipe.name}")
+        vocab_size = checkpoint["model_config"]["vocab_size"]  # the tokenizer's, stored with it
+        model_config = dataclasses.asdict(recipe.model_config(vocab_size))
+        check_same_config(checkpoint, model_config, dataclasses.asdict(recipe.train), path)
+        return load_model(path, device)
+    except (CheckpointError, KeyError, TypeError):  # missing, damaged, or from other settings
+        pass
+    with tempfile.TemporaryDirectory() as out_dir:
+        trainer = train_recipe(name, out_dir, progress=progress)
+        save_checkpoint(path, load_checkpoint(trainer.checkpoint_path))  # atomically, at `path`
+    return load_model(path, device)
+
+
+def _lookup(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise KeyError(f"unknown recipe {name!r}; known recipes: {sorted(RECIPES)}") from None
