@@ -132,6 +132,24 @@ def _check_mask(mask: torch.Tensor, scores_shape: torch.Size) -> None:
         )
 
 
+def fused_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """PyTorch's fused attention for T queries that are the newest of T_k positions: (..., T, hs).
+
+    The fused twin of `scaled_dot_product_attention(q, k, v, causal_mask(T, T_k))`, with the
+    cheapest mask for each case: without a cache (T_k = T) F.scaled_dot_product_attention's own
+    causal mask, which on a GPU selects flash attention; for one new token after a cache no mask
+    (it may attend to every position); for several new tokens after a cache the bottom-right
+    `causal_mask` (is_causal=True would align the mask to the top left, letting query 0 see
+    key 0 only).
+    """
+    T, T_k = q.shape[-2], k.shape[-2]
+    if T_k == T:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if T == 1:
+        return F.scaled_dot_product_attention(q, k, v)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(T, T_k, device=q.device))
+
+
 # --------------------------------------------------------------------------------------------
 # Rotary position embeddings (RoPE, Su et al. 2021), as in Llama
 # --------------------------------------------------------------------------------------------
@@ -140,13 +158,21 @@ def _check_mask(mask: torch.Tensor, scores_shape: torch.Size) -> None:
 def rotary_cos_sin(
     positions: torch.Tensor, head_dim: int, theta: float = 10000.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The cosines and sines of the rotary angles for each position: two (T, head_dim) tensors.
+    """The cosines and sines of the rotary angles at each position: positions (..., T) -> two (..., T, head_dim).
 
     The head's dimensions form head_dim/2 pairs, pair i being dimensions (i, i + head_dim/2).
     At position m, pair i is turned by the angle m · theta^(-2i/head_dim): pair 0 by 1 radian
     per position, the last pairs so slowly that they can tell apart positions far apart.
     With head_dim=4, theta=100 and positions [0, 1] the angles are [[0, 0], [1, 0.1]], repeated
-    for the two halves: cos -> [[1, 1, 1, 1], [0.5403, 0.9950, 0.5403, 0.9950]].
+    for the two halves:
+
+        >>> cos, sin = rotary_cos_sin(torch.tensor([0, 1]), head_dim=4, theta=100.0)
+        >>> cos
+        tensor([[1.0000, 1.0000, 1.0000, 1.0000],
+                [0.5403, 0.9950, 0.5403, 0.9950]])
+
+    `positions` may have leading dimensions, e.g. (B, T) for sequences that start at different
+    positions; they carry over to the result.
 
     Computed in float32 on every call rather than stored as a buffer, which `model.to(torch.bfloat16)`
     would round to bfloat16's two to three significant digits. The cost is small: T · head_dim
@@ -156,18 +182,23 @@ def rotary_cos_sin(
         raise ValueError(f"rotary embeddings turn pairs of dimensions: head_dim={head_dim} must be even")
     pair = torch.arange(head_dim // 2, device=positions.device, dtype=torch.float32)  # (hs/2,)
     frequencies = theta ** (-2 * pair / head_dim)  # (hs/2,) radians per position
-    angles = positions.float()[:, None] * frequencies[None, :]  # (T, 1) * (1, hs/2) -> (T, hs/2)
-    angles = torch.cat([angles, angles], dim=-1)  # (T, hs): dimensions i and i + hs/2 share an angle
+    angles = positions.float()[..., None] * frequencies  # (..., T, 1) * (hs/2,) -> (..., T, hs/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (..., T, hs): dimensions i and i + hs/2 share an angle
     return angles.cos(), angles.sin()
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Turn each pair (x[i], x[i + d/2]) of x's last dimension by its angle: x (..., T, d) -> same shape.
 
-    A pair (a, b) turned by φ becomes (a cos φ - b sin φ, a sin φ + b cos φ). With d=2, x=[1, 0]
-    and φ=1: [cos 1, sin 1] ≈ [0.5403, 0.8415]. A rotation keeps lengths, and the dot product of
-    a query turned by m·f with a key turned by n·f depends on m - n only: attention scores see
-    relative positions. (This is the "rotate half" layout of Hugging Face's Llama. Meta's own
+    cos and sin come from `rotary_cos_sin` and broadcast against x: (T, d) for every sequence
+    alike, (B, 1, T, d) for per-sequence positions of x (B, heads, T, d). A pair (a, b) turned
+    by φ becomes (a cos φ - b sin φ, a sin φ + b cos φ). With d=2, x=[1, 0] and φ=1:
+
+        >>> apply_rotary(torch.tensor([[1.0, 0.0]]), *rotary_cos_sin(torch.tensor([1]), head_dim=2))
+        tensor([[0.5403, 0.8415]])
+
+    A rotation keeps lengths, and the dot product of a query turned by m·f with a key turned by
+    n·f depends on m - n only: attention scores see relative positions. (This is the "rotate half" layout of Hugging Face's Llama. Meta's own
     checkpoints pair neighbouring dimensions (2i, 2i + 1); Hugging Face's conversion permutes
     the rows of q_proj and k_proj to this layout.)
     """
@@ -203,20 +234,20 @@ class KVCache:
     @property
     def length(self) -> int:
         """How many positions are stored: the position the next token will have."""
-        return 0 if self.k is None else self.k.shape[2]
+        return 0 if self.k is None else self.k.shape[-2]
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append the new positions' k and v (B, nkv, T, hs); return all of them (B, nkv, T_past + T, hs)."""
         if self.k is None or self.v is None:
             self.k, self.v = k, v
         else:
-            self.k = torch.cat([self.k, k], dim=2)  # (B, nkv, T_past + T, hs)
-            self.v = torch.cat([self.v, v], dim=2)  # (B, nkv, T_past + T, hs)
+            self.k = torch.cat([self.k, k], dim=-2)  # (B, nkv, T_past + T, hs)
+            self.v = torch.cat([self.v, v], dim=-2)  # (B, nkv, T_past + T, hs)
         return self.k, self.v
 
 
 class MultiHeadSelfAttention(nn.Module):
-    """Causal multi-head self-attention over a sequence x of shape (B, T, d_model).
+    """Causal multi-head self-attention over sequences x of shape (..., T, d_model), e.g. (B, T, d_model).
 
     Each of the `n_heads` heads attends with its own d_model / n_heads dimensions of the
     query, key and value projections; the heads' outputs are concatenated and mixed by
@@ -228,14 +259,16 @@ class MultiHeadSelfAttention(nn.Module):
     that factor. n_kv_heads=None means n_heads: ordinary multi-head attention.
 
     Two paths compute the same thing:
-    - fast=True (the default) calls F.scaled_dot_product_attention(is_causal=True), which on a
-      GPU runs a fused kernel (flash attention) that never stores the (T, T) weights.
+    - fast=True (the default) calls `fused_causal_attention`, i.e. F.scaled_dot_product_attention,
+      which on a GPU runs a fused kernel (flash attention) that never stores the (T, T) weights.
     - fast=False runs this module's `scaled_dot_product_attention` with a `causal_mask`: the
       computation the chapter explains, kept for reading and for drawing the weights.
     forward(x, return_weights=True) always takes the second path and also returns the weights.
 
     rope_theta: None for no rotary embeddings (GPT-2); a base such as 10000.0 (Llama 2) or
-    500000.0 (Llama 3) to turn queries and keys by `apply_rotary` before attending.
+    500000.0 (Llama 3) to turn queries and keys by `apply_rotary` before attending. The tokens
+    of x are at positions 0..T-1, or `positions` (T,) or (..., T) when given (forward(x,
+    positions=...)): the angles follow them, while the causal mask follows the order in x.
 
     forward(x, kv_cache=cache) treats x as the positions that follow those in `cache` (a
     `KVCache`): it appends their keys and values, lets each new query attend to every cached
@@ -283,20 +316,21 @@ class MultiHeadSelfAttention(nn.Module):
         self.out_proj = Linear(d_model, d_model, bias=bias, device=device, dtype=dtype)
 
     def forward(
-        self, x: torch.Tensor, return_weights: bool = False, kv_cache: KVCache | None = None
+        self,
+        x: torch.Tensor,
+        return_weights: bool = False,
+        kv_cache: KVCache | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """x (B, T, d_model) -> (B, T, d_model); return_weights=True adds the weights (B, nh, T, T_k).
+        """x (..., T, d_model) -> (..., T, d_model); return_weights=True adds the weights (..., nh, T, T_k).
 
         T_k = T without a cache; with `kv_cache`, T_k = cached positions + T.
         """
-        if x.ndim != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(
-                f"MultiHeadSelfAttention expected x of shape (B, T, {self.d_model}), got"
-                f" {tuple(x.shape)} (for a single sequence, add a batch dimension: x.unsqueeze(0))"
-            )
-        B, T, C = x.shape
+        self._check_input(x, positions)
+        batch_shape, (T, C) = x.shape[:-2], x.shape[-2:]
+        x = x.reshape(-1, T, C)  # (B, T, C): the leading dimensions, flattened into one batch
+        B = x.shape[0]
         nh, nkv, hs = self.n_heads, self.n_kv_heads, self.head_dim
-        start = 0 if kv_cache is None else kv_cache.length  # position of x's first token
         # Project, then split the channels into heads and move heads before time, so that the
         # attention below is a batch of (T, hs) problems, one per (batch, head).
         q = self.q_proj(x).view(B, T, nh, hs).transpose(1, 2)  # (B, T, C) -> (B, nh, T, hs)
@@ -304,36 +338,52 @@ class MultiHeadSelfAttention(nn.Module):
         v = self.v_proj(x).view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
         if self.rope_theta is not None:
             # Positions enter here: turn queries and keys (never values) by their position's angles.
-            positions = torch.arange(start, start + T, device=x.device)  # (T,)
-            cos, sin = rotary_cos_sin(positions, hs, self.rope_theta)  # (T, hs)
-            q = apply_rotary(q, cos, sin)  # (B, nh, T, hs)
-            k = apply_rotary(k, cos, sin)  # (B, nkv, T, hs)
+            cos, sin = self._rotary_angles(positions, batch_shape, T, kv_cache, x.device)  # (T, hs) or (B, 1, T, hs)
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # (B, nh, T, hs), (B, nkv, T, hs)
         if kv_cache is not None:
-            k, v = kv_cache.update(k, v)  # (B, nkv, T_k, hs), T_k = start + T
+            k, v = kv_cache.update(k, v)  # (B, nkv, T_k, hs), T_k = cached positions + T
         T_k = k.shape[2]
         if nkv != nh:
             # Grouped-query attention: repeat each key/value head for its group of query heads.
             k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nkv, T_k, hs) -> (B, nh, T_k, hs)
             v = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, T_k, hs)
-        weights = None
-        if self.fast and not return_weights:
-            if T_k == T:
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
-            elif T == 1:
-                # One new token after the cache: it may attend to every position, so no mask.
-                y = F.scaled_dot_product_attention(q, k, v)  # (B, nh, 1, hs)
-            else:
-                # Several new tokens after the cache. (is_causal=True would align the mask to the
-                # top left, letting query 0 see key 0 only, so pass the bottom-right mask.)
-                mask = causal_mask(T, T_k, device=x.device)  # (T, T_k)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
+        if self.fast and not return_weights:  # the fused kernel never forms the weights
+            y, weights = fused_causal_attention(q, k, v), None  # (B, nh, T, hs)
         else:
             mask = causal_mask(T, T_k, device=x.device)  # (T, T_k), broadcast over (B, nh)
             y, weights = scaled_dot_product_attention(q, k, v, mask, return_weights=True)  # (B, nh, T, hs)
         # Put the heads side by side again: (B, nh, T, hs) -> (B, T, nh, hs) -> (B, T, C).
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        y = self.out_proj(y)  # (B, T, C)
-        return (y, weights) if return_weights else y
+        y = self.out_proj(y).view(*batch_shape, T, C)  # (..., T, C)
+        return (y, weights.view(*batch_shape, nh, T, T_k)) if return_weights else y
+
+    def _check_input(self, x: torch.Tensor, positions: torch.Tensor | None) -> None:
+        if x.ndim < 2 or x.shape[-1] != self.d_model:
+            raise ValueError(
+                f"MultiHeadSelfAttention expected x of shape (..., T, {self.d_model}), got"
+                f" {tuple(x.shape)} (for a single token, add a time dimension: x.unsqueeze(-2))"
+            )
+        if positions is not None and self.rope_theta is None:
+            raise ValueError(
+                "MultiHeadSelfAttention: positions only turn rotary embeddings, and this module has"
+                " none (rope_theta=None); a learned position embedding is added to x beforehand"
+            )
+
+    def _rotary_angles(
+        self, positions: torch.Tensor | None, batch_shape: torch.Size, T: int, kv_cache: KVCache | None,
+        device: torch.device,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin at `positions`, by default the T positions after those in the cache.
+
+        Positions (T,) give (T, hs), the same angles for every sequence; positions with leading
+        dimensions (broadcastable to x's) give (B, 1, T, hs), the same angles for every head.
+        """
+        if positions is None:
+            start = 0 if kv_cache is None else kv_cache.length  # position of x's first token
+            positions = torch.arange(start, start + T, device=device)  # (T,)
+        elif positions.ndim > 1:
+            positions = positions.expand(*batch_shape, T).reshape(-1, 1, T)  # (..., T) -> (B, 1, T)
+        return rotary_cos_sin(positions, self.head_dim, self.rope_theta)
 
     def extra_repr(self) -> str:
         return (

@@ -1,8 +1,8 @@
 """The layers a transformer is built from, written out with plain tensor operations.
 
 Each class here does what its `torch.nn` namesake does (same parameter names and shapes, same
-default initialisation, same numbers to float32 rounding), but its `forward` spells the
-computation out so that a reader can check it by hand:
+default initialisation, same numbers to float32 rounding), but spells the computation out, in
+its `forward` or in a function beside it, so that a reader can check it by hand:
 
     >>> layer = Linear(2, 1)
     >>> with torch.no_grad():
@@ -25,25 +25,33 @@ one built from `torch.nn`:
 The GPT model configures its feed-forward block with `MLP` (GPT-2: GELU, with biases) or
 `SwiGLU` (Llama: a gated SiLU, no biases), and its normalisation with `LayerNorm` or `RMSNorm`.
 
-Two paths, one result. The norms and activation modules take `fast` (default True), as
-attention does: fast=True hands the same computation to PyTorch's fused kernel
-(`F.layer_norm`, `F.rms_norm`, `F.gelu`, `F.silu`, `F.relu`), fast=False runs the lines written
-out below it. The fused kernel reads the tensor once instead of once per operation, and its
-backward is one kernel too; written out, tanh-GELU alone is eight element-wise operations
-forward and more backward. Both paths give the same numbers to float32 rounding (the tests
-check each against `torch.nn` and against the other), so read the written-out lines and train
-with the fused ones.
+Two paths, one result. Every computation with a fused PyTorch kernel is written out here as a
+function (`layer_norm`, `rms_norm`, `relu`, `gelu`, `silu`), and the module that uses it chooses
+between the two in one line of its `forward`:
+
+    y = F.layer_norm(x, ...) if self.fast else layer_norm(x, ...)
+
+fast=True (the default) runs PyTorch's kernel, fast=False the lines written out here. The fused
+kernel reads the tensor once instead of once per operation, and its backward is one kernel too;
+written out, tanh-GELU alone is eight element-wise operations forward and more backward. The
+tests check the written-out functions against `torch.nn`, so read them and train with the
+fused ones.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# Where a layer creates its parameters (None: PyTorch's defaults, the CPU and float32).
+Device = torch.device | str | None
+Dtype = torch.dtype | None
 
 # --------------------------------------------------------------------------------------------
 # Input checks: a shape or dtype mistake is reported by the layer that received it, in the
@@ -71,22 +79,15 @@ def _check_features(layer: str, x: torch.Tensor, features: int, dtype: torch.dty
         )
 
 
-def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
-    """`x` in float32 if it is float16 or bfloat16, unchanged otherwise (float64 stays float64).
+def _at_least_float32(x: torch.Tensor, *parameters: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """x and the parameters in float32 if x is float16 or bfloat16 (float64 stays float64).
 
     Norms compute at this precision and round to x's dtype once, at the end. In bfloat16, with
-    8 significant bits, each step (centring, squaring, dividing) would round again.
+    8 significant bits, each step (centring, squaring, dividing) would round again. A no-op in
+    float32 training; the parameters follow x so that a fused kernel sees one dtype throughout.
     """
-    return x.to(torch.promote_types(x.dtype, torch.float32))
-
-
-def _parameters_as(x: torch.Tensor, *parameters: torch.Tensor | None) -> list[torch.Tensor | None]:
-    """The parameters in x's dtype, for a fused kernel that wants one dtype throughout.
-
-    A no-op in float32 training. With bfloat16 parameters the norm still computes in float32,
-    as the written-out path does when it multiplies float32 activations by them.
-    """
-    return [None if p is None else p.to(x.dtype) for p in parameters]
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    return [None if t is None else t.to(dtype) for t in (x, *parameters)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,14 +103,7 @@ class Linear(nn.Module):
     W = [[1, 2]] and b = [0.5]: Linear(x=[3, 4]) = 1*3 + 2*4 + 0.5 = [11.5].
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Device = None, dtype: Dtype = None):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -160,12 +154,7 @@ class Embedding(nn.Module):
     """
 
     def __init__(
-        self,
-        num_embeddings: int,
-        embedding_dim: int,
-        check_range: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, num_embeddings: int, embedding_dim: int, check_range: bool = True, device: Device = None, dtype: Dtype = None
     ):
         super().__init__()
         self.num_embeddings = num_embeddings
@@ -207,49 +196,78 @@ class Embedding(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
+def layer_norm(
+    x: torch.Tensor,
+    normalized_shape: Sequence[int],
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Normalise the last dimension to mean 0 and variance 1, then scale and shift: F.layer_norm written out.
+
+    For x = [1, 2, 3]: mean 2, variance ((-1)² + 0² + 1²)/3 = 2/3, so without weight and bias the
+    output is [-1, 0, 1] / sqrt(2/3 + eps):
+
+        >>> layer_norm(torch.tensor([1.0, 2.0, 3.0]), (3,))
+        tensor([-1.2247,  0.0000,  1.2247])
+
+    The variance divides by n, not n - 1 (as `torch.nn.LayerNorm`); `eps` keeps the division
+    finite for a constant vector. Only the last dimension is normalised: normalized_shape
+    is (C,) for x (..., C) (the argument is there to take F.layer_norm's arguments unchanged).
+    """
+    mean = x.mean(dim=-1, keepdim=True)  # (..., C) -> (..., 1)
+    # Centre first, then average the squares: E[(x - mean)²] stays accurate when the mean is
+    # large, where E[x²] - mean² would subtract two nearly equal numbers.
+    centred = x - mean  # (..., C)
+    variance = (centred * centred).mean(dim=-1, keepdim=True)  # (..., 1)
+    y = centred / torch.sqrt(variance + eps)  # (..., C)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def rms_norm(
+    x: torch.Tensor, normalized_shape: Sequence[int], weight: torch.Tensor | None = None, eps: float = 1e-5
+) -> torch.Tensor:
+    """Divide the last dimension by its root mean square, then scale: F.rms_norm written out.
+
+    For x = [3, 4]: RMS = sqrt((9 + 16)/2) = sqrt(12.5) ≈ 3.5355, so the output is
+
+        >>> rms_norm(torch.tensor([3.0, 4.0]), (2,))
+        tensor([0.8485, 1.1314])
+
+    Unlike layer_norm it neither subtracts the mean nor adds a bias: fewer operations, and in
+    practice it trains as well (Llama's choice).
+    """
+    mean_square = (x * x).mean(dim=-1, keepdim=True)  # (..., C) -> (..., 1)
+    y = x / torch.sqrt(mean_square + eps)  # (..., C)
+    return y if weight is None else y * weight
+
+
 class LayerNorm(nn.Module):
-    """Normalise each vector to mean 0 and variance 1, then scale by `weight` and shift by `bias`.
+    """`layer_norm` as a module, with a learned scale `weight` and shift `bias` per feature.
 
-    For x = [1, 2, 3]: mean 2, variance ((-1)² + 0² + 1²)/3 = 2/3, so with the default weight 1
-    and bias 0 the output is [-1, 0, 1] / sqrt(2/3 + eps) ≈ [-1.2247, 0, 1.2247].
-
-    The variance divides by n, not n - 1 (as `torch.nn.LayerNorm`), and `eps` keeps the division
-    finite for a constant vector. Only the last dimension is normalised (torch also allows
-    several). The statistics are computed in at least float32, then cast back to x's dtype.
-    fast=True (the default) computes it with `F.layer_norm`, fast=False with the lines of
-    `forward` (see the module docstring).
+    They start at 1 and 0, so a fresh LayerNorm only normalises. The statistics are computed in
+    at least float32, then cast back to x's dtype. fast=True (the default) computes with
+    `F.layer_norm`, fast=False with `layer_norm` (see the module docstring).
     """
 
     def __init__(
-        self,
-        normalized_shape: int,
-        eps: float = 1e-5,
-        bias: bool = True,
-        fast: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, normalized_shape: int, eps: float = 1e-5, bias: bool = True, fast: bool = True,
+        device: Device = None, dtype: Dtype = None,
     ):
         super().__init__()
-        self.normalized_shape = normalized_shape
-        self.eps = eps
-        self.fast = fast
+        self.normalized_shape, self.eps, self.fast = normalized_shape, eps, fast
         self.weight = nn.Parameter(torch.ones(normalized_shape, device=device, dtype=dtype))
         self.bias = nn.Parameter(torch.zeros(normalized_shape, device=device, dtype=dtype)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_features("LayerNorm", x, self.normalized_shape, self.weight.dtype)
-        x32 = _at_least_float32(x)
-        if self.fast:  # PyTorch's fused kernel for the lines below
-            y = F.layer_norm(x32, (self.normalized_shape,), *_parameters_as(x32, self.weight, self.bias), self.eps)
-            return y.to(x.dtype)
-        mean = x32.mean(dim=-1, keepdim=True)  # (..., C) -> (..., 1)
-        # Centre first, then average the squares: E[(x - mean)²] stays accurate when the
-        # mean is large, where E[x²] - mean² would subtract two nearly equal numbers.
-        centred = x32 - mean  # (..., C)
-        variance = (centred * centred).mean(dim=-1, keepdim=True)  # (..., 1)
-        y = centred / torch.sqrt(variance + self.eps) * self.weight  # (..., C)
-        if self.bias is not None:
-            y = y + self.bias
+        x32, weight, bias = _at_least_float32(x, self.weight, self.bias)
+        args = (x32, (self.normalized_shape,), weight, bias, self.eps)
+        y = F.layer_norm(*args) if self.fast else layer_norm(*args)  # (..., C)
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -257,39 +275,25 @@ class LayerNorm(nn.Module):
 
 
 class RMSNorm(nn.Module):
-    """Divide each vector by its root mean square, then scale by `weight` (Llama's normalisation).
-
-    For x = [3, 4]: RMS = sqrt((9 + 16)/2) = sqrt(12.5) ≈ 3.5355, so the output is
-    ≈ [0.8485, 1.1314]. Unlike LayerNorm it neither subtracts the mean nor adds a bias: fewer
-    operations, and in practice trains as well.
+    """`rms_norm` as a module, with a learned scale `weight` per feature (starting at 1).
 
     `eps` defaults to 1e-5, the value of Llama 3's configuration. (`torch.nn.RMSNorm`'s default,
     eps=None, means the dtype's machine epsilon instead; pass eps explicitly when comparing.)
-    fast=True (the default) computes it with `F.rms_norm`, fast=False with the lines of `forward`.
+    fast=True (the default) computes with `F.rms_norm`, fast=False with `rms_norm`.
     """
 
     def __init__(
-        self,
-        normalized_shape: int,
-        eps: float = 1e-5,
-        fast: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, normalized_shape: int, eps: float = 1e-5, fast: bool = True, device: Device = None, dtype: Dtype = None
     ):
         super().__init__()
-        self.normalized_shape = normalized_shape
-        self.eps = eps
-        self.fast = fast
+        self.normalized_shape, self.eps, self.fast = normalized_shape, eps, fast
         self.weight = nn.Parameter(torch.ones(normalized_shape, device=device, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_features("RMSNorm", x, self.normalized_shape, self.weight.dtype)
-        x32 = _at_least_float32(x)
-        if self.fast:  # PyTorch's fused kernel for the lines below
-            (weight,) = _parameters_as(x32, self.weight)
-            return F.rms_norm(x32, (self.normalized_shape,), weight, self.eps).to(x.dtype)
-        mean_square = (x32 * x32).mean(dim=-1, keepdim=True)  # (..., C) -> (..., 1)
-        y = x32 / torch.sqrt(mean_square + self.eps) * self.weight  # (..., C)
+        x32, weight = _at_least_float32(x, self.weight)
+        args = (x32, (self.normalized_shape,), weight, self.eps)
+        y = F.rms_norm(*args) if self.fast else rms_norm(*args)  # (..., C)
         return y.to(x.dtype)
 
     def extra_repr(self) -> str:
@@ -303,16 +307,24 @@ class RMSNorm(nn.Module):
 
 
 def relu(x: torch.Tensor) -> torch.Tensor:
-    """max(x, 0), elementwise: relu([-2, 0, 3]) = [0, 0, 3]. Its gradient is 1 where x > 0, else 0."""
+    """max(x, 0), elementwise; its gradient is 1 where x > 0, else 0.
+
+        >>> relu(torch.tensor([-2.0, 0.0, 3.0]))
+        tensor([0., 0., 3.])
+    """
     return torch.where(x > 0, x, 0.0)
 
 
 def gelu(x: torch.Tensor, approximate: Literal["none", "tanh"] = "none") -> torch.Tensor:
     """x · Φ(x), where Φ is the standard normal CDF: a smooth ReLU that lets a little negative through.
 
-    gelu(0) = 0, gelu(1) ≈ 0.8413 (= Φ(1)), gelu(-1) ≈ -0.1587. The exact form uses
-    Φ(x) = (1 + erf(x/√2))/2; approximate="tanh" uses the formula GPT-2 was trained with,
-    Φ(x) ≈ (1 + tanh(√(2/π) (x + 0.044715 x³)))/2, which differs by less than 1e-3.
+    gelu(1) = Φ(1) ≈ 0.8413 and gelu(-1) = -(1 - Φ(1)):
+
+        >>> gelu(torch.tensor([-1.0, 0.0, 1.0]))
+        tensor([-0.1587,  0.0000,  0.8413])
+
+    The exact form uses Φ(x) = (1 + erf(x/√2))/2; approximate="tanh" uses the formula GPT-2 was
+    trained with, Φ(x) ≈ (1 + tanh(√(2/π) (x + 0.044715 x³)))/2, which differs by less than 1e-3.
     """
     if approximate == "none":
         return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
@@ -322,7 +334,10 @@ def gelu(x: torch.Tensor, approximate: Literal["none", "tanh"] = "none") -> torc
 
 
 def silu(x: torch.Tensor) -> torch.Tensor:
-    """x · sigmoid(x), also called swish: silu(0) = 0, silu(1) ≈ 0.7311, silu(-1) ≈ -0.2689.
+    """x · sigmoid(x), also called swish.
+
+        >>> silu(torch.tensor([-1.0, 0.0, 1.0]))
+        tensor([-0.2689,  0.0000,  0.7311])
 
     torch.sigmoid rather than 1/(1 + exp(-x)): for x = -1000, exp(1000) overflows to inf and
     the gradient of the hand-written form becomes inf/inf = NaN.
@@ -330,42 +345,32 @@ def silu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(x)
 
 
-class Activation(nn.Module):
-    """An activation function as a module, to place in a network.
-
-    Subclasses name the function twice: `written_out` (this module's formula) and `fused`
-    (PyTorch's kernel for the same function). fast=True, the default, calls the fused one.
-    """
-
-    written_out: staticmethod
-    fused: staticmethod
+class _TwoPaths(nn.Module):
+    """A module whose forward runs PyTorch's fused kernel (fast=True) or the written-out function."""
 
     def __init__(self, fast: bool = True):
         super().__init__()
         self.fast = fast
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fused(x) if self.fast else self.written_out(x)
-
     def extra_repr(self) -> str:
         return f"fast={self.fast}"
 
 
-class ReLU(Activation):
+class ReLU(_TwoPaths):
     """`relu` as a module; fast=True calls `F.relu`."""
 
-    written_out = staticmethod(relu)
-    fused = staticmethod(F.relu)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x) if self.fast else relu(x)
 
 
-class SiLU(Activation):
+class SiLU(_TwoPaths):
     """`silu` as a module; fast=True calls `F.silu`."""
 
-    written_out = staticmethod(silu)
-    fused = staticmethod(F.silu)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x) if self.fast else silu(x)
 
 
-class GELU(Activation):
+class GELU(_TwoPaths):
     """`gelu` as a module; approximate="tanh" selects GPT-2's tanh formula. fast=True calls `F.gelu`."""
 
     def __init__(self, approximate: Literal["none", "tanh"] = "none", fast: bool = True):
@@ -374,11 +379,8 @@ class GELU(Activation):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def written_out(self, x: torch.Tensor) -> torch.Tensor:
-        return gelu(x, self.approximate)
-
-    def fused(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(x, approximate=self.approximate)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate=self.approximate) if self.fast else gelu(x, self.approximate)
 
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}, fast={self.fast}"
@@ -407,14 +409,8 @@ class MLP(nn.Module):
     """
 
     def __init__(
-        self,
-        d_model: int,
-        d_hidden: int | None = None,
-        activation: str = "gelu",
-        bias: bool = True,
-        fast: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, d_model: int, d_hidden: int | None = None, activation: str = "gelu", bias: bool = True,
+        fast: bool = True, device: Device = None, dtype: Dtype = None,
     ):
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -443,13 +439,8 @@ class SwiGLU(nn.Module):
     """
 
     def __init__(
-        self,
-        d_model: int,
-        d_hidden: int,
-        bias: bool = False,
-        fast: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
+        self, d_model: int, d_hidden: int, bias: bool = False, fast: bool = True, device: Device = None,
+        dtype: Dtype = None,
     ):
         super().__init__()
         self.act = SiLU(fast=fast)

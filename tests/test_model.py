@@ -1,14 +1,12 @@
 """course_lib.model: GPTConfig, Block, GPT (forward, generate with a key-value cache).
 
-References: F.cross_entropy for the loss; ln(vocab_size) for an untrained model's loss; GPT-2's
+References: F.cross_entropy for the loss (computed on either path by the model); ln(vocab_size) for an untrained model's loss; GPT-2's
 published initialisation (Normal(0, 0.02), residual projections 0.02 / sqrt(2 · n_layers)); a
 full forward pass over the whole sequence for what the cache must reproduce; argmax and the
 softmax probabilities computed by hand for sampling. Logits compare at float32 tolerance
 (atol 1e-5): cached and uncached attention add the same numbers in different orders.
 """
 
-import doctest
-import itertools
 import math
 
 import pytest
@@ -16,9 +14,9 @@ import torch
 import torch._dynamo
 import torch.nn.functional as F
 
-import course_lib.model
 from course_lib.device import get_device
 from course_lib.model import GPT, GPTConfig
+from pairwise import all_pairs
 
 DEVICE = get_device()
 ATOL = 1e-5
@@ -30,16 +28,20 @@ LLAMA_LIKE = dict(
     TINY, norm="rmsnorm", mlp="swiglu", rope_theta=500000.0, n_kv_heads=2, bias=False, tie_weights=False
 )
 
-# Every combination of the switches, one at a time independent of the others (64 configs).
+# The switches, each independent of the others, and the layers' path: every pair of settings
+# appears together in some configuration (8 configurations where every combination would be 128).
 SWITCHES = [
-    dict(TINY, norm=norm, mlp=mlp, rope_theta=rope, n_kv_heads=kv, tie_weights=tie, bias=bias)
-    for norm, mlp, rope, kv, tie, bias in itertools.product(
-        ("layernorm", "rmsnorm"),
-        ("gelu_tanh", "swiglu"),
-        (None, 10000.0),
-        (None, 2),
-        (True, False),
-        (True, False),
+    dict(TINY, **row)
+    for row in all_pairs(
+        {
+            "norm": ["layernorm", "rmsnorm"],
+            "mlp": ["gelu_tanh", "swiglu"],
+            "rope_theta": [None, 10000.0],
+            "n_kv_heads": [None, 2],
+            "tie_weights": [True, False],
+            "bias": [True, False],
+            "fast": [True, False],
+        }
     )
 ]
 
@@ -53,6 +55,7 @@ def switch_id(config: dict) -> str:
             f"kv{config['n_kv_heads'] or config['n_heads']}",
             "tied" if config["tie_weights"] else "untied",
             "bias" if config["bias"] else "nobias",
+            "fused" if config["fast"] else "written-out",
         ]
     )
 
@@ -89,9 +92,11 @@ def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fused", "written-out"])
 @pytest.mark.parametrize("config", [GPT2_LIKE, LLAMA_LIKE], ids=["gpt2-like", "llama-like"])
-def test_forward_shapes_and_loss_is_f_cross_entropy(config):
-    model = make(**config)
+def test_forward_shapes_and_loss_is_f_cross_entropy(config, fast):
+    """The model's own loss (F.cross_entropy when fast, course_lib's cross_entropy when not)."""
+    model = make(**config, fast=fast)
     idx = random_ids(model.config, B=3, T=7)
     targets = random_ids(model.config, B=3, T=7)
     logits, loss = model(idx, targets)
@@ -150,7 +155,7 @@ def test_rotary_model_has_no_position_embedding_and_learned_one_has_block_size_r
 def test_forward_rejects_sequences_longer_than_block_size():
     model = make(**TINY)
     with pytest.raises(
-        ValueError, match=r"length 17 exceeds the context length block_size=16.*idx\[:, -16:\]"
+        ValueError, match=r"length 17 exceeds the context length block_size=16.*ids\[:, -16:\]"
     ):
         model(random_ids(model.config, T=17))
     model(random_ids(model.config, T=16))  # exactly block_size is allowed
@@ -235,7 +240,7 @@ def test_initialisation_is_gpt2s():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config", SWITCHES[::5], ids=switch_id)
+@pytest.mark.parametrize("config", SWITCHES, ids=switch_id)
 def test_cached_logits_equal_a_full_forward_pass(config):
     """Prefill 5 tokens, then 1, then 3, then 1 through the cache: each step's logits are those
     of the full sequence at the same positions."""
@@ -275,7 +280,7 @@ def test_greedy_generation_takes_the_argmax_of_a_full_forward_pass(config):
         assert torch.equal(out[:, t], logits[:, -1].argmax(dim=-1)), f"token {t}"
 
 
-@pytest.mark.parametrize("config", SWITCHES[::3], ids=switch_id)
+@pytest.mark.parametrize("config", SWITCHES, ids=switch_id)
 def test_generation_with_cache_equals_without(config):
     model = make(**config)
     prompt = random_ids(model.config, B=2, T=5)
@@ -358,8 +363,3 @@ def test_torch_compile_sees_one_graph(fast):
     explanation = torch._dynamo.explain(model)(idx, idx)
     torch._dynamo.reset()  # leave no compiled code behind for other tests
     assert explanation.graph_count == 1 and explanation.graph_break_count == 0
-
-
-def test_docstring_examples_run_as_written():
-    result = doctest.testmod(course_lib.model)
-    assert result.attempted > 0 and result.failed == 0

@@ -1,13 +1,13 @@
 """course_lib.training: data, loss, schedule, optimizer groups, the Trainer and its checkpoints.
 
 References: torch.nn.functional.cross_entropy (values and gradients, extreme logits included);
+torch.optim.AdamW and torch.nn.utils.clip_grad_norm_ for the written-out AdamW and clipping;
 torch.randint with the same seed for get_batch's draws and the data itself for the shift;
 hand-computed learning rates; torch.optim.AdamW stepped by hand on the same batches for the
 Trainer's step and its gradient accumulation; a run in one go for resumption (bit-identical on
 a CPU). Models are tiny and run on one thread (see test_model.py for why).
 """
 
-import doctest
 import math
 import random
 
@@ -15,13 +15,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import course_lib.training.data
-import course_lib.training.loss
-import course_lib.training.recipes
-import course_lib.training.schedule
 import course_lib.training.trainer
 from course_lib.data import load_text
 from course_lib.model import GPT, GPTConfig
+from course_lib.training.optim import AdamW, clip_grad_norm
 from course_lib.training import (
     CharTokenizer,
     CheckpointError,
@@ -60,13 +57,6 @@ def tiny_trainer(out_dir=None, **train) -> Trainer:
     data = tiny_data()
     return Trainer(model, data[:300], data[300:], TrainConfig(**{**TINY_TRAIN, **train}), device="cpu",
                    out_dir=out_dir, progress=False)
-
-
-@pytest.mark.parametrize("module", [course_lib.training.data, course_lib.training.loss,
-                                    course_lib.training.recipes, course_lib.training.trainer])
-def test_docstring_examples(module):
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0
 
 
 # ---- cross_entropy ---------------------------------------------------------------------------
@@ -190,6 +180,93 @@ def test_optimizer_decays_matrices_only_and_lists_the_tied_weight_once():
     assert {id(p) for p in decay["params"]} == {id(p) for p in named.values() if p.dim() == 2}
     assert {id(p) for p in no_decay["params"]} == {id(p) for p in named.values() if p.dim() == 1}
     assert model.tok_emb.weight is model.lm_head.weight and len(decay["params"]) + len(no_decay["params"]) == len(named)
+    written_out = configure_optimizer(model, lr=1e-3, weight_decay=0.1, fast=False)  # the same groups
+    assert isinstance(written_out, AdamW)
+    for group, ours in zip(opt.param_groups, written_out.param_groups, strict=True):
+        assert [id(p) for p in group["params"]] == [id(p) for p in ours["params"]]
+        assert (group["weight_decay"], group["betas"], group["lr"]) == (ours["weight_decay"], ours["betas"], ours["lr"])
+
+
+def model_pair() -> tuple[GPT, GPT]:
+    """Two copies of one tiny GPT in float64 (Adam divides by sqrt(v), which magnifies float32's
+    last-bit differences for near-zero gradients; float64 keeps them far below a real mistake)."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**TINY_MODEL)).double()
+    twin = GPT(GPTConfig(**TINY_MODEL)).double()
+    twin.load_state_dict(model.state_dict())
+    return model, twin
+
+
+def test_written_out_adamw_matches_torch_over_several_steps():
+    """configure_optimizer's two groups (decay on matrices only), betas, eps and the bias
+    correction: 8 steps on real batches, every parameter compared after each."""
+    ours_model, torch_model = model_pair()
+    settings = dict(lr=1e-2, weight_decay=0.1, betas=(0.9, 0.95))
+    ours = configure_optimizer(ours_model, fast=False, **settings)
+    theirs = configure_optimizer(torch_model, **settings)
+    assert isinstance(ours, AdamW) and isinstance(theirs, torch.optim.AdamW)
+    generator = torch.Generator().manual_seed(1)
+    data = tiny_data()
+    initial = [p.detach().clone() for p in ours_model.parameters()]
+    for step in range(8):
+        x, y = get_batch(data, 4, 8, generator=generator)
+        for model, optimizer in [(ours_model, ours), (torch_model, theirs)]:
+            _, loss = model(x, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        for (name, a), b in zip(ours_model.named_parameters(), torch_model.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=lambda m: f"step {step}, {name}: {m}")
+    moved = max((p - p0).abs().max().item() for p, p0 in zip(ours_model.parameters(), initial))
+    assert moved > 0.05  # the steps were real (lr 1e-2, 8 steps)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.5])
+def test_written_out_adamw_bias_correction_and_decay_by_hand(weight_decay):
+    """One parameter, two steps, against the equations computed by hand: the bias-corrected first
+    step moves by lr · g / |g| (plus the decay), whatever the gradient's size."""
+    w = torch.nn.Parameter(torch.tensor([2.0], dtype=torch.float64))
+    opt = AdamW([w], lr=0.1, betas=(0.9, 0.99), eps=1e-8, weight_decay=weight_decay)
+    expected, m, v = 2.0, 0.0, 0.0
+    for t, g in [(1, 4.0), (2, -1.0)]:
+        w.grad = torch.tensor([g], dtype=torch.float64)
+        opt.step()
+        m, v = 0.9 * m + 0.1 * g, 0.99 * v + 0.01 * g * g
+        m_hat, v_hat = m / (1 - 0.9**t), v / (1 - 0.99**t)
+        expected -= 0.1 * (m_hat / (math.sqrt(v_hat) + 1e-8) + weight_decay * expected)
+        assert w.item() == pytest.approx(expected, rel=1e-12)
+    assert opt.state[w]["t"] == 2
+
+
+def test_written_out_adamw_skips_parameters_without_gradients_and_saves_its_state():
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    opt = AdamW([a, b], lr=0.1)
+    a.grad = torch.ones(3)
+    opt.step()
+    assert torch.equal(b, torch.ones(3)) and b not in opt.state and (a < 1).all()
+    again = AdamW([a, b], lr=0.1)
+    again.load_state_dict(opt.state_dict())
+    assert again.state[a]["t"] == 1 and torch.equal(again.state[a]["m"], opt.state[a]["m"])
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e3], ids=["clips", "leaves-alone"])
+def test_clip_grad_norm_matches_torch(max_norm):
+    """The global norm over several tensors (one parameter without a gradient), scaled in place."""
+    torch.manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(shape)) for shape in [(4, 3), (3,), (2, 2, 2), (5,)]]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    for p, q in zip(ours[:3], theirs[:3]):
+        p.grad = torch.randn_like(p)
+        q.grad = p.grad.clone()
+    total = clip_grad_norm(ours, max_norm)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, max_norm)
+    torch.testing.assert_close(total, expected)
+    assert total.item() > 1.0  # so the first case clips and the second does not
+    for p, q in zip(ours[:3], theirs[:3]):
+        torch.testing.assert_close(p.grad, q.grad)
+    assert ours[3].grad is None
+    clipped = torch.sqrt(sum((p.grad**2).sum() for p in ours[:3]))
+    assert clipped.item() == pytest.approx(min(max_norm, total.item()), rel=1e-5)
 
 
 def test_configs_reject_nonsense_with_a_readable_message():
@@ -230,6 +307,21 @@ def test_train_step_equals_adamw_by_hand(accum):
             # noise up to a full step of either sign. Nothing to compare.
             continue
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_trainer_reports_the_models_own_loss(monkeypatch):
+    """One loss: the Trainer's step and its evaluation use what GPT.forward(x, y) returns. A model
+    whose loss is doubled makes the Trainer report doubled numbers."""
+    trainer = tiny_trainer()
+    before = trainer.evaluate()
+    forward = GPT.forward
+
+    def doubled(self, ids, targets=None, kv_caches=None):
+        logits, loss = forward(self, ids, targets, kv_caches)
+        return logits, None if loss is None else 2 * loss
+
+    monkeypatch.setattr(GPT, "forward", doubled)
+    assert trainer.evaluate() == pytest.approx(2 * before, rel=1e-6)
 
 
 def test_run_learns_and_records_history():

@@ -13,8 +13,8 @@
 One optimizer step, as `Trainer.train_step` does it:
 
     for each of grad_accum_steps micro-batches:     (draw x, y with get_batch)
-        logits = model(x)                           (under bf16/fp16 autocast on a GPU)
-        loss = cross_entropy(logits, y) / grad_accum_steps
+        _, loss = model(x, y)                       (the mean cross-entropy; under autocast on a GPU)
+        loss = loss / grad_accum_steps
         loss.backward()                             (gradients add up in .grad)
     clip the gradients' total norm to grad_clip
     optimizer.step(); optimizer.zero_grad()         (AdamW at the scheduled learning rate)
@@ -45,7 +45,6 @@ from ..model import GPT
 from .checkpoint import check_same_config, save_checkpoint
 from .data import Tokenizer, get_batch, tokenizer_state
 from .distributed import DistributedInfo
-from .loss import cross_entropy
 from .optim import configure_optimizer
 from .recipes import TrainConfig
 from .schedule import lr_at
@@ -154,8 +153,8 @@ class Trainer:
             sync = self._runner.no_sync() if self.dist.world_size > 1 and not last else contextlib.nullcontext()
             with sync:
                 with self._autocast():
-                    logits, _ = self._runner(x)  # (b, T, V)
-                    loss = cross_entropy(logits, y) / c.grad_accum_steps
+                    _, loss = self._runner(x, y)  # the model's mean cross-entropy over (b, T) positions
+                    loss = loss / c.grad_accum_steps
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
             total += loss.detach()
         if self.scaler:
@@ -189,8 +188,8 @@ class Trainer:
         for _ in range(self.config.eval_iters):
             x, y = get_batch(data, self.config.batch_size * self.dist.world_size, self.block_size, self.device, generator)
             with self._autocast():
-                logits, _ = self.model(x)  # (b, T, V)
-                losses.append(cross_entropy(logits, y))
+                _, loss = self.model(x, y)  # the mean cross-entropy over (b, T) positions
+                losses.append(loss)
         self.model.train(was_training)
         return torch.stack(losses).mean().item()
 
@@ -207,10 +206,10 @@ class Trainer:
         show = self.progress and self.dist.is_main
         with tqdm(total=until, initial=self.step, desc="training", unit="step", disable=not show) as bar:
             while self.step < until:
-                lr = lr_at(self.step, c.lr, c.min_lr, c.warmup_iters, c.decay_iters)
                 start = time.perf_counter()
                 loss = self.train_step()
                 tokens_per_s = self.tokens_per_step / (time.perf_counter() - start)
+                lr = self.optimizer.param_groups[0]["lr"]  # the rate train_step scheduled and used
                 entry = {"step": self.step, "train_loss": loss, "val_loss": None, "lr": lr, "tokens_per_s": tokens_per_s}
                 finished = self.step == c.max_iters
                 if self.dist.is_main and (self.step % c.eval_interval == 0 or finished):
