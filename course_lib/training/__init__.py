@@ -3,9 +3,9 @@
 The modules, in the order a training step uses them:
 
     data.py         CharTokenizer, split_data, get_batch        text -> (x, y) batches
-    loss.py         cross_entropy                               logits, targets -> a number
+    ../loss.py      cross_entropy                               logits, targets -> a number (GPT.forward uses it)
     schedule.py     lr_at                                       warm-up, then cosine decay
-    optim.py        configure_optimizer                         AdamW with decay on matrices only
+    optim.py        AdamW, clip_grad_norm, configure_optimizer  written out; decay on matrices only
     trainer.py      Trainer                                     the loop, evaluation, history
     evaluation.py   perplexity                                  exp(cross-entropy) over a whole text
     checkpoint.py   save_checkpoint, load_checkpoint, load_model
@@ -18,13 +18,14 @@ from .checkpoint import CheckpointError, check_same_config, load_checkpoint, loa
 from .data import CharTokenizer, build_tokenizer, get_batch, split_data, tokenizer_from_state, tokenizer_state, vocab_size_of
 from .evaluation import perplexity
 from .distributed import DistributedInfo, init_distributed, shutdown_distributed
-from .loss import cross_entropy
-from .optim import configure_optimizer
+from ..loss import cross_entropy
+from .optim import AdamW, clip_grad_norm, configure_optimizer
 from .recipes import RECIPES, Recipe, TrainConfig, load_or_train, recipe_checkpoint_path, train_recipe
 from .schedule import lr_at
 from .trainer import Trainer
 
 __all__ = [
+    "AdamW",
     "CharTokenizer",
     "CheckpointError",
     "DistributedInfo",
@@ -34,6 +35,7 @@ __all__ = [
     "Trainer",
     "build_tokenizer",
     "check_same_config",
+    "clip_grad_norm",
     "configure_optimizer",
     "cross_entropy",
     "get_batch",

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .loss import cross_entropy
+from ..loss import cross_entropy
 
 
 @torch.no_grad()
