@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from course_lib.data import load_text
+from course_lib.datasets import load_text
 from course_lib.model import GPT
 from course_lib.training import RECIPES, Trainer, build_tokenizer, split_data, vocab_size_of
 

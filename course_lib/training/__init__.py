@@ -2,7 +2,7 @@
 
 The modules, in the order a training step uses them:
 
-    data.py         CharTokenizer, split_data, get_batch        text -> (x, y) batches
+    data.py         build_tokenizer, split_data, get_batch      text -> (x, y) batches
     loss.py         cross_entropy                               logits, targets -> a number
     schedule.py     lr_at                                       warm-up, then cosine decay
     optim.py        configure_optimizer                         AdamW with decay on matrices only
@@ -11,10 +11,14 @@ The modules, in the order a training step uses them:
     checkpoint.py   save_checkpoint, load_checkpoint, load_model
     distributed.py  init_distributed                            several processes under torchrun
     recipes.py      TrainConfig, Recipe, RECIPES                named settings ("shakespeare-char")
+
+The tokenizers (CharTokenizer, BPETokenizer and the Tokenizer protocol they share) live in
+course_lib.tokenization; CharTokenizer is re-exported here for the chapters that train on characters.
 """
 
 from .checkpoint import CheckpointError, check_same_config, load_checkpoint, load_model, save_checkpoint
-from .data import CharTokenizer, build_tokenizer, get_batch, split_data, tokenizer_from_state, tokenizer_state, vocab_size_of
+from ..tokenization import CharTokenizer
+from .data import build_tokenizer, get_batch, split_data, tokenizer_from_state, tokenizer_state, vocab_size_of
 from .evaluation import perplexity
 from .distributed import DistributedInfo, init_distributed, shutdown_distributed
 from .loss import cross_entropy
