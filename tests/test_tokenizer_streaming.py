@@ -21,8 +21,14 @@ from course_lib.tokenization import (
     to_tiktoken,
 )
 
-ALPHABET = "ab \n\r\t'sS19!.<|>é"  # letters, digits, punctuation, every kind of whitespace
+# Letters, digits, punctuation, every kind of whitespace, contractions, CamelCase, "/" (which
+# GPT-4o's pattern glues to punctuation and newlines before it).
+ATOMS = [*"ab \n\r\t'sS19!./é<|>", "'s", "'ll", "'re", "he", "Ab", "1234", "\n\n", "  "]
 SPECIALS = ["<|end|>", "<|end|>x"]  # one is the start of the other
+
+
+def random_text(rng: random.Random, atoms: int) -> str:
+    return "".join(rng.choice([*ATOMS, "<|end|>"]) for _ in range(atoms))
 
 
 def pieces_of(text: str, rng: random.Random) -> list[str]:
@@ -35,9 +41,9 @@ def test_pieces_cut_anywhere_give_the_ids_of_the_whole_text(pattern, monkeypatch
     monkeypatch.setattr(bpe, "STREAM_BLOCK", 1)  # cut after every piece, the hardest case
     rng = random.Random(0)
     tok = BPETokenizer(pattern=pattern)
-    tok.train("".join(rng.choice(ALPHABET) for _ in range(2000)), vocab_size=300, special_tokens=SPECIALS)
+    tok.train(random_text(rng, 1000).replace("<|end|>", ""), vocab_size=400, special_tokens=SPECIALS)
     for _ in range(300):
-        text = "".join(rng.choice([*ALPHABET, "<|end|>"]) for _ in range(rng.randint(0, 40)))
+        text = random_text(rng, rng.randint(0, 30))
         pieces = pieces_of(text, rng)
         for rules in ({"allowed_special": "all"}, {"allowed_special": {"<|end|>"}}, {"disallowed_special": ()}):
             assert list(tok.encode_iterable(pieces, **rules)) == tok.encode(text, **rules), (pieces, rules)
@@ -53,6 +59,19 @@ def test_a_chunk_continued_on_the_next_line_waits_for_it(monkeypatch):
     line_by_line = [token_id for line in lines for token_id in tok.encode(line)]
     assert line_by_line != tok.encode("a\n\nb")
     assert list(tok.encode_iterable(lines)) == tok.encode("a\n\nb")
+
+
+def test_gpt4o_glues_a_contraction_to_the_word_before(monkeypatch):
+    monkeypatch.setattr(bpe, "STREAM_BLOCK", 1)
+    tok = BPETokenizer(pattern=GPT4O_SPLIT_PATTERN)
+    tok.train("he's he's he'll a!\n/b a!\n/b", vocab_size=265)
+    # "he'" alone is the chunks "he" and "'"; with the "s" of the next line it is one chunk.
+    assert tok.split("he'") == ["he", "'"] and tok.split("he's") == ["he's"]
+    assert len(tok.encode("he's")) == 1
+    assert list(tok.encode_iterable(["he'", "s"])) == tok.encode("he's")
+    # Punctuation takes the line breaks and slashes after it: "!\n/" is one chunk, one token.
+    assert tok.split("a!\n/b") == ["a", "!\n/", "b"] and len(tok.encode("!\n/")) == 1
+    assert list(tok.encode_iterable(["a!\n", "/b"])) == tok.encode("a!\n/b")
 
 
 def test_a_special_token_split_across_lines(monkeypatch):

@@ -239,14 +239,18 @@ class BPETokenizer:
         cache = self._chunk_cache
         for chunk in self.split(text):
             # Text repeats its words; a chunk seen before costs one dict look-up.
-            chunk_ids = cache.get(chunk)
-            if chunk_ids is None:
-                chunk_ids = self._encode_chunk(chunk.encode("utf-8"))
-                if len(cache) >= CHUNK_CACHE_SIZE:
-                    cache.clear()
-                cache[chunk] = chunk_ids
-            ids.extend(chunk_ids)
+            ids.extend(cache.get(chunk) or self._chunk_ids(chunk))
         return ids
+
+    def _chunk_ids(self, chunk: str) -> list[int]:
+        """`_encode_chunk` of the chunk's bytes, remembered (up to CHUNK_CACHE_SIZE chunks)."""
+        chunk_ids = self._chunk_cache.get(chunk)
+        if chunk_ids is None:
+            chunk_ids = self._encode_chunk(chunk.encode("utf-8"))
+            if len(self._chunk_cache) >= CHUNK_CACHE_SIZE:
+                self._chunk_cache.clear()
+            self._chunk_cache[chunk] = chunk_ids
+        return chunk_ids
 
     def _special_set(self, tokens: SpecialSet, argument: str) -> set[str]:
         """Resolve "all" and check that every name is one of this tokenizer's special tokens."""
@@ -285,13 +289,30 @@ class BPETokenizer:
         if not allowed:
             return self.encode_ordinary(text)
         ids: list[int] = []
-        start = 0
-        for found in regex.finditer(self._specials_regex(allowed), text):
-            ids.extend(self.encode_ordinary(text[start : found.start()]))
-            ids.append(self.special_tokens[found.group()])
-            start = found.end()
-        ids.extend(self.encode_ordinary(text[start:]))
+        for _start, piece, is_special in self._pieces(text, allowed):
+            if is_special:
+                ids.append(self.special_tokens[piece])
+            else:
+                ids.extend(self._chunk_ids(piece))
         return ids
+
+    def _pieces(self, text: str, allowed: Collection[str]) -> list[tuple[int, str, bool]]:
+        """What `encode` turns into ids, in order: (start, text, is_special) for each allowed
+        special token and each chunk of the split pattern in the text around them."""
+        pieces = []
+        start = 0
+        for found in regex.finditer(self._specials_regex(allowed), text) if allowed else ():
+            pieces += [(start + offset, chunk, False) for offset, chunk in self._chunks(text[start : found.start()])]
+            pieces.append((found.start(), found.group(), True))
+            start = found.end()
+        pieces += [(start + offset, chunk, False) for offset, chunk in self._chunks(text[start:])]
+        return pieces
+
+    def _chunks(self, text: str) -> list[tuple[int, str]]:
+        """`split(text)`, each chunk with the position where it starts."""
+        if self._split_regex is None:
+            return [(0, text)] if text else []
+        return [(found.start(), found.group()) for found in self._split_regex.finditer(text)]
 
     def _resolve_specials(self, allowed_special: SpecialSet, disallowed_special: SpecialSet) -> tuple[set[str], set[str]]:
         """The allowed and the disallowed special tokens, as sets of their texts."""
@@ -326,7 +347,7 @@ class BPETokenizer:
         allowed_special: SpecialSet = frozenset(),
         disallowed_special: SpecialSet = "all",
     ) -> Iterator[int]:
-        """Encode a text given in pieces (the lines of an open file), yielding ids as it goes.
+        """Encode a text given in parts (the lines of an open file), yielding ids as it goes.
 
         The ids are exactly `encode("".join(lines), allowed_special, disallowed_special)`, but
         only a little text is held at a time, however long the file:
@@ -334,63 +355,61 @@ class BPETokenizer:
             with open("corpus.txt", encoding="utf-8") as file:
                 for token_id in tok.encode_iterable(file): ...
 
-        Where it is safe to cut: the split pattern's chunks (and the special tokens) are where
-        merges stop, so text can be encoded up to the start of the last chunk; that chunk waits
-        for the next piece, since it may go on (a word or a run of spaces continued on the next
-        line: "\n" then "\n" is one chunk "\n\n" under GPT-4's pattern, not two). The earlier
-        chunks do not change when text is appended, as the split pattern only looks one character
-        past a chunk. The cut also waits while the text ends with the beginning of a special token
-        ("...<|endof" may be followed by "text|>"). So what is held is the last chunk plus the
-        pieces read since: memory is bounded by STREAM_BLOCK characters (pieces are gathered to
-        that size before each cut) plus the longest line or run of whitespace, not by the file.
+        Where it is safe to cut: merges stop at the split pattern's chunks (and at special
+        tokens), so the text read so far is split as `encode` would split it, and the chunks are
+        encoded except the last two, which wait for the next line. The last chunk may go on (a
+        word or a run of whitespace continued on the next line: "\\n" then "\\n" is one chunk
+        under GPT-4's pattern), and GPT-4o's pattern even glues the next line to the chunk before
+        the last ("he'" is the chunks "he" and "'", but "he's" is one chunk). For the GPT-2, GPT-4
+        and GPT-4o patterns a chunk depends on what follows it only through the next chunk, so the
+        chunks before the last two are final (the tests check this on random texts cut at random
+        places). If the text ends with the beginning of a special token ("...<|endof" may be
+        followed by "text|>"), that is where the text may end, so the two chunks before it wait
+        too (a special token ends the text before it). Memory is bounded by STREAM_BLOCK characters
+        (lines are gathered to that size before each cut) plus the two longest chunks (words,
+        runs of whitespace), not by the file.
         (With pattern=None the whole text is one chunk: nothing is encoded before the end.)
         """
         allowed, disallowed = self._resolve_specials(allowed_special, disallowed_special)
         watched = allowed | disallowed  # special tokens whose text must not be cut in two
-        pending = ""  # text not encoded yet: the held last chunk, then the pieces read since
+        pending = ""  # text not encoded yet: the two chunks held back, then the lines read since
         batch: list[str] = []
         batch_size = 0
-        for piece in lines:
-            batch.append(piece)
-            batch_size += len(piece)
+        for line in lines:
+            batch.append(line)
+            batch_size += len(line)
             if batch_size < STREAM_BLOCK:  # cutting after every short line would cost more
                 continue
             pending += "".join(batch)
             batch, batch_size = [], 0
             self._refuse_disallowed(pending, disallowed)
-            cut = self._safe_cut(pending, allowed, watched)
-            if cut > 0:
-                yield from self.encode(pending[:cut], allowed_special, disallowed_special)
-                pending = pending[cut:]
+            pieces = self._pieces(pending, allowed)
+            # The text may end with the start of a special token, which would end the text
+            # before it: the last two pieces before that point wait, as at the end of the text.
+            end = self._special_prefix_start(pending, watched)
+            keep = max(0, sum(1 for start, _, _ in pieces if start < end) - 2)
+            for _start, piece, is_special in pieces[:keep]:
+                if is_special:
+                    yield self.special_tokens[piece]
+                else:
+                    yield from self._chunk_ids(piece)
+            if keep > 0:
+                pending = pending[pieces[keep][0] :]
         yield from self.encode(pending + "".join(batch), allowed_special, disallowed_special)
 
-    def _safe_cut(self, text: str, allowed: set[str], watched: set[str]) -> int:
-        """The last place in `text` where encoding can stop without knowing what follows.
+    @staticmethod
+    def _special_prefix_start(text: str, tokens: Collection[str]) -> int:
+        """Where the longest end of `text` that begins one of `tokens` starts (len(text) if none).
 
-        That is the start of the last piece `encode` would see (a chunk of the split pattern, or
-        an allowed special token), or the start of an earlier piece if the text ends with the
-        beginning of a special token.
+            _special_prefix_start("ab<|end", ["<|endoftext|>"]) -> 2
         """
-        hold = len(text)
-        for token in watched:  # the longest end of `text` that begins `token`
+        start = len(text)
+        for token in tokens:
             for length in range(min(len(token) - 1, len(text)), 0, -1):
                 if text.endswith(token[:length]):
-                    hold = min(hold, len(text) - length)
+                    start = min(start, len(text) - length)
                     break
-        starts: list[int] = []  # where the pieces that `encode` sees begin, in order
-        segment_start = 0
-        for found in regex.finditer(self._specials_regex(allowed), text) if allowed else ():
-            starts += self._chunk_starts(text, segment_start, found.start())
-            starts.append(found.start())
-            segment_start = found.end()
-        starts += self._chunk_starts(text, segment_start, len(text))
-        return max((start for start in starts if start <= hold), default=0)
-
-    def _chunk_starts(self, text: str, start: int, end: int) -> list[int]:
-        """Where the split pattern's chunks of text[start:end] begin (as positions in `text`)."""
-        if self._split_regex is None:  # no pattern: the whole text is one chunk
-            return [start] if end > start else []
-        return [start + found.start() for found in self._split_regex.finditer(text[start:end])]
+        return start
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes that `ids` stand for. An unknown id raises ValueError."""
