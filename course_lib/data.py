@@ -1,5 +1,6 @@
-"""The old name of `course_lib.datasets`, kept only while course_lib/train.py imports from it."""
+"""The old name of `course_lib.datasets`, kept only while modules still import it from here
+(course_lib/train.py; on main also training/recipes.py and book/05_generation.ipynb)."""
 
-from .datasets import DatasetUnavailableError, load_text
+from .datasets import DATASETS, Dataset, DatasetUnavailableError, cache_dir, fetch, load_text
 
-__all__ = ["DatasetUnavailableError", "load_text"]
+__all__ = ["DATASETS", "Dataset", "DatasetUnavailableError", "cache_dir", "fetch", "load_text"]
