@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-from course_lib.data import load_text
+from course_lib.datasets import load_text
 from course_lib.tokenization import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPETokenizer
 
 VOCAB_SIZE = 4096

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import tiktoken
 
-from course_lib.data import load_text
+from course_lib.datasets import load_text
 from course_lib.tokenization import BPETokenizer, from_tiktoken, to_tiktoken
 
 

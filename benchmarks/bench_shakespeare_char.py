@@ -23,9 +23,9 @@ import time
 
 import torch
 
-from course_lib.data import load_text
+from course_lib.datasets import load_text
 from course_lib.model import GPT
-from course_lib.training import RECIPES, Trainer, build_tokenizer, split_data, vocab_size_of
+from course_lib.training import RECIPES, Trainer, build_tokenizer, split_data
 
 REFERENCE = {"val_loss": 1.886, "seconds": 183.0}  # nanoGPT's CPU recipe on a 2-core machine
 
@@ -38,7 +38,7 @@ def train_recipe(name: str) -> dict[str, float]:
     tokenizer = build_tokenizer(text, recipe.tokenizer, recipe.bpe_vocab_size)
     train_data, val_data = split_data(tokenizer.encode(text), recipe.val_fraction)
     torch.manual_seed(recipe.train.seed)
-    model = GPT(recipe.model_config(vocab_size_of(tokenizer)))
+    model = GPT(recipe.model_config(tokenizer.vocab_size))
     trainer = Trainer(model, train_data, val_data, recipe.train, device="cpu", progress=False)
     history = trainer.run()
     result = {

@@ -36,7 +36,7 @@ cd "$SOURCE"  # requirements.txt ends with `-e .`: course_lib from this folder
 export TIKTOKEN_CACHE_DIR="$ROOT/cache/tiktoken" COURSE_LIB_CACHE="$ROOT/cache/course_lib"
 "$ROOT/venv/bin/python" -c '
 import tiktoken
-from course_lib.data import load_text
+from course_lib.datasets import load_text
 load_text("tinyshakespeare")
 tiktoken.get_encoding("cl100k_base")
 '

@@ -16,7 +16,7 @@ import pytest
 import regex
 import tiktoken
 
-from course_lib.data import load_text
+from course_lib.datasets import load_text
 from course_lib.tokenization import bpe, patterns
 from course_lib.tokenization import (
     GPT2_SPLIT_PATTERN,
@@ -143,6 +143,54 @@ def test_ties_go_to_the_smallest_pair_whatever_the_dict_order():
     assert train_merges({b"ab": 3, b"cd": 3}, 1) == [(97, 98)]
     assert train_merges({b"bc": 2, b"ba": 2}, 1) == [(98, 97)]  # same a=98, smaller b wins
     assert train_merges({b"cd": 5, b"ab": 3}, 1) == [(99, 100)]  # the count comes first
+
+
+def gpt2_style_train(chunk_counts: dict[bytes, int], num_merges: int) -> list[tuple[bytes, bytes]]:
+    """A textbook trainer with the other tie rule: among equal counts, the lexicographically
+    greatest pair of byte strings (as GPT-2-style trainers, e.g. CS336's reference, choose)."""
+    words = {tuple(bytes([b]) for b in chunk): count for chunk, count in chunk_counts.items()}
+    merges = []
+    for _ in range(num_merges):
+        counts = Counter()
+        for word, count in words.items():
+            for pair in zip(word, word[1:]):
+                counts[pair] += count
+        if not counts:
+            break
+        best = max(counts, key=lambda pair: (counts[pair], pair))
+        merges.append(best)
+        merged = {}
+        for word, count in words.items():
+            out, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
+                    out.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            merged[tuple(out)] = merged.get(tuple(out), 0) + count
+        words = merged
+    return merges
+
+
+def test_tie_rule_differs_from_gpt2_style_lexicographically_greatest_pair():
+    # "ab" and "cd" both occur twice: the course takes the smallest ids (97, 98) -> "ab" = 256;
+    # a GPT-2-style trainer takes the greatest bytes (b"c", b"d") -> "cd" = 256. Same tokens,
+    # other ids.
+    assert train_merges({b"ab": 2, b"cd": 2}, 2) == [(97, 98), (99, 100)]
+    assert gpt2_style_train({b"ab": 2, b"cd": 2}, 2) == [(b"c", b"d"), (b"a", b"b")]
+    # One merge from "cdab" (every pair once): "ab" here, "da" there: other tokens.
+    assert train_merges({b"cdab": 1}, 1) == [(97, 98)]
+    assert gpt2_style_train({b"cdab": 1}, 1) == [(b"d", b"a")]
+    # Ids are not bytes: {zza: 2, cd: 2, zz: 1}: "zz" (3 times) = 256 first under both rules.
+    # Then (256, a) and (c, d) tie at 2. By id (99, 100) < (256, 97): "cd" = 257, "zza" = 258.
+    # By bytes (b"zz", b"a") > (b"c", b"d"): "zza" = 257, "cd" = 258.
+    assert train_merges({b"zza": 2, b"cd": 2, b"zz": 1}, 3) == [(122, 122), (99, 100), (256, 97)]
+    assert gpt2_style_train({b"zza": 2, b"cd": 2, b"zz": 1}, 3) == [(b"z", b"z"), (b"zz", b"a"), (b"c", b"d")]
+    # Where the counts differ, both rules agree.
+    assert train_merges({b"ab": 3, b"cd": 2}, 2) == [(97, 98), (99, 100)]
+    assert gpt2_style_train({b"ab": 3, b"cd": 2}, 2) == [(b"a", b"b"), (b"c", b"d")]
 
 
 def test_merges_never_cross_chunk_boundaries():
@@ -313,6 +361,52 @@ def test_saved_file_is_readable_json(tmp_path):
     assert data["byte_ids"] == list(range(256))
     assert [m[:3] for m in data["merges"]] == [[97, 97, 256], [97, 98, 257], [256, 257, 258]]
     assert data["special_tokens"] == {"<|end|>": 259}
+
+
+# ---- from a vocabulary and merges ---------------------------------------------------------
+
+
+def test_from_vocab_and_merges_worked_by_hand():
+    # CS336's numbering: the special token first (id 0), the 256 bytes at 1..256, merges after.
+    vocab = {0: b"<|endoftext|>"} | {b + 1: bytes([b]) for b in range(256)} | {257: b"aa", 258: b"aab"}
+    merges = [(b"a", b"a"), (b"aa", b"b")]
+    tok = BPETokenizer.from_vocab_and_merges(vocab, merges, special_tokens=["<|endoftext|>"], pattern=None)
+    assert tok.byte_ids == [b + 1 for b in range(256)]  # "a" (97) is id 98
+    assert tok.merges == {(98, 98): 257, (257, 99): 258}
+    assert tok.vocab == vocab and tok.special_tokens == {"<|endoftext|>": 0}
+    # "aaab": [a a a b] -> "aa" first (lowest merge id) -> [aa a b] -> no "aab" (a+b is no merge)
+    assert tok.encode("aaab") == [257, 98, 99]
+    # "aab" + the special token: [aa b] -> [aab], then id 0
+    assert tok.encode("aab<|endoftext|>", allowed_special="all") == [258, 0]
+    assert tok.decode([258, 0, 98]) == "aab<|endoftext|>a"
+    assert tok.vocab_size == 259
+
+
+def test_from_vocab_and_merges_reproduces_a_trained_tokenizer(shakespeare, trained):
+    vocab = dict(trained.vocab)
+    merges = [(trained.vocab[a], trained.vocab[b]) for a, b in trained.merges]
+    again = BPETokenizer.from_vocab_and_merges(vocab, merges, trained.special_tokens)
+    assert again.to_dict() == trained.to_dict()
+
+
+def test_from_vocab_and_merges_gives_new_special_tokens_the_next_ids():
+    vocab = {i: bytes([i]) for i in range(256)}
+    tok = BPETokenizer.from_vocab_and_merges(vocab, [], special_tokens=["<|a|>", "<|b|>"])
+    assert tok.special_tokens == {"<|a|>": 256, "<|b|>": 257} and tok.vocab_size == 258
+
+
+def test_from_vocab_and_merges_errors():
+    vocab = {i: bytes([i]) for i in range(256)} | {256: b"ab", 257: b"cd"}
+    with pytest.raises(ValueError, match="lower than an earlier merge's"):
+        BPETokenizer.from_vocab_and_merges(vocab, [(b"c", b"d"), (b"a", b"b")])
+    with pytest.raises(ValueError, match="neither a byte, nor made by a merge, nor a special token"):
+        BPETokenizer.from_vocab_and_merges(vocab, [(b"a", b"b")])
+    with pytest.raises(ValueError, match=r"the single byte b'\\xff' is not in the vocabulary"):
+        BPETokenizer.from_vocab_and_merges({i: bytes([i]) for i in range(255)}, [])
+    with pytest.raises(ValueError, match="merging b'x' and b'y'"):
+        BPETokenizer.from_vocab_and_merges(vocab, [(b"x", b"y")])
+    with pytest.raises(ValueError, match="ids 97 and 256 both stand for b'a'"):
+        BPETokenizer.from_vocab_and_merges({i: bytes([i]) for i in range(256)} | {256: b"a"}, [])
 
 
 def test_load_refuses_other_files(tmp_path):

@@ -428,7 +428,7 @@ def test_broken_answer_cells_are_reported_and_the_rest_still_runs(tmp_path: Path
 def test_a_reference_that_cannot_be_built_stops_with_a_clear_message(monkeypatch) -> None:
     # Offline without the Tiny Shakespeare file: no learner may score 0 for the grader's missing
     # file, so computing the expected value raises, naming what is missing.
-    from course_lib.data import DatasetUnavailableError
+    from course_lib.datasets import DatasetUnavailableError
 
     def offline(name: str) -> str:
         raise DatasetUnavailableError("no network")

@@ -187,7 +187,7 @@ def test_the_report_names_the_student_it_is_given(tmp_path: Path) -> None:
 def test_a_reference_that_cannot_be_built_stops_grading_before_any_learner_code_runs(tmp_path, monkeypatch) -> None:
     # Offline without the Tiny Shakespeare file: no learner may score 0 for the grader's missing
     # file, so grading stops with a message naming what is missing.
-    from course_lib.data import DatasetUnavailableError
+    from course_lib.datasets import DatasetUnavailableError
 
     def offline() -> str:
         raise DatasetUnavailableError("no network: set COURSE_LIB_DATA")

@@ -7,19 +7,23 @@ Recovering the merges of o200k_base takes a few seconds; it is done once per tes
 from __future__ import annotations
 
 import doctest
+import json
 import random
 import warnings
 
 import pytest
 import tiktoken
 
-from course_lib.data import load_text
+from course_lib.datasets import load_text
 from course_lib.tokenization import (
     GPT2_SPLIT_PATTERN,
     GPT4_SPLIT_PATTERN,
     GPT4O_SPLIT_PATTERN,
     BPETokenizer,
+    bytes_to_unicode,
+    from_gpt2_files,
     from_tiktoken,
+    gpt2_files,
     recover_merge,
     tiktoken_bridge,
     to_tiktoken,
@@ -49,7 +53,8 @@ def test_split_patterns_are_tiktokens(name, pattern):
 
 
 def test_docstring_examples_hold():
-    assert doctest.testmod(tiktoken_bridge).failed == 0
+    for module in (tiktoken_bridge, gpt2_files):
+        assert doctest.testmod(module).failed == 0
 
 
 # ---- from_tiktoken ------------------------------------------------------------------------
@@ -210,3 +215,61 @@ def test_to_tiktoken_on_tiny_alphabets():
         enc = to_tiktoken(tok)
         for sample in [text, text[::-1], "".join(rng.choice(alphabet) for _ in range(500))]:
             assert tok.encode(sample) == enc.encode(sample)
+
+
+# ---- GPT-2's published files (encoder.json, vocab.bpe) -------------------------------------
+
+
+def test_gpt2_byte_characters_by_hand():
+    character = bytes_to_unicode()
+    assert sorted(character) == list(range(256)) and len(set(character.values())) == 256
+    assert character[ord("a")] == "a" and character[ord("!")] == "!" and character[0xE9] == "é"
+    # The 68 bytes that are not printable get U+0100, U+0101, ... in byte order:
+    # 0x00..0x20 (33 of them), 0x7F..0xA0 (34), 0xAD (the last one, U+0100 + 67 = U+0143).
+    assert character[0x00] == "\u0100" and character[ord(" ")] == "\u0120" == "Ġ" and character[0x0A] == "Ċ"
+    assert character[0x7F] == "\u0121" and character[0xA0] == "\u0142" and character[0xAD] == "\u0143"
+
+
+@pytest.fixture(scope="module")
+def gpt2_file_paths(tmp_path_factory):
+    """encoder.json and vocab.bpe in GPT-2's format, written from r50k_base (GPT-2's vocabulary)."""
+    ranks = tiktoken.get_encoding("r50k_base")._mergeable_ranks
+    recovered = from_tiktoken("r50k_base")
+    character = bytes_to_unicode()
+
+    def as_text(token: bytes) -> str:
+        return "".join(character[b] for b in token)
+
+    folder = tmp_path_factory.mktemp("gpt2")
+    encoder = {as_text(token): rank for token, rank in ranks.items()} | {"<|endoftext|>": 50256}
+    (folder / "encoder.json").write_text(json.dumps(encoder), encoding="utf-8")
+    lines = [f"{as_text(recovered.vocab[a])} {as_text(recovered.vocab[b])}\n" for a, b in recovered.merges]
+    (folder / "vocab.bpe").write_text("#version: 0.2\n" + "".join(lines), encoding="utf-8")
+    return folder / "encoder.json", folder / "vocab.bpe"
+
+
+def test_written_gpt2_files_are_what_tiktoken_reads_as_gpt2(gpt2_file_paths, monkeypatch):
+    # tiktoken's own reader of GPT-2's files (its own byte characters) rebuilds r50k_base's ranks
+    # from them, and checks that the merges' order matches encoder.json's ids.
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # read the files directly, cache nothing
+    encoder_json, vocab_bpe = gpt2_file_paths
+    ranks = tiktoken.load.data_gym_to_mergeable_bpe_ranks(str(vocab_bpe), str(encoder_json))
+    assert ranks == tiktoken.get_encoding("r50k_base")._mergeable_ranks
+
+
+def test_from_gpt2_files_encodes_like_r50k_base(gpt2_file_paths):
+    tok = from_gpt2_files(*gpt2_file_paths)
+    enc = tiktoken.get_encoding("r50k_base")
+    assert tok.pattern == enc._pat_str and tok.special_tokens == {"<|endoftext|>": 50256}
+    assert tok.vocab_size == enc.n_vocab == 50257 and len(tok.merges) == 50000
+    for text in TEXT_ZOO + ["one<|endoftext|>two", "<|endoftext|>\n\n<|endoftext|>"]:
+        ids = tok.encode(text, allowed_special="all")
+        assert ids == enc.encode(text, allowed_special="all")
+        assert tok.decode(ids) == text
+
+
+def test_from_gpt2_files_refuses_a_malformed_merge_line(tmp_path):
+    (tmp_path / "encoder.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "vocab.bpe").write_text("#version: 0.2\nĠ t h\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not two tokens separated by a space"):
+        from_gpt2_files(tmp_path / "encoder.json", tmp_path / "vocab.bpe")

@@ -16,11 +16,10 @@ import torch
 import torch.nn.functional as F
 
 import course_lib.training.trainer
-from course_lib.data import load_text
 from course_lib.model import GPT, GPTConfig
+from course_lib.tokenization import CharTokenizer
 from course_lib.training.optim import AdamW, clip_grad_norm
 from course_lib.training import (
-    CharTokenizer,
     CheckpointError,
     TrainConfig,
     Trainer,
@@ -31,8 +30,6 @@ from course_lib.training import (
     load_model,
     lr_at,
     split_data,
-    tokenizer_from_state,
-    tokenizer_state,
 )
 
 TINY_MODEL = dict(vocab_size=11, block_size=8, n_layers=2, d_model=16, n_heads=2)
@@ -107,24 +104,6 @@ def test_cross_entropy_rejects_mismatched_shapes():
 
 
 # ---- data --------------------------------------------------------------------------------------
-
-
-def test_char_tokenizer_on_tiny_shakespeare():
-    text = load_text("tinyshakespeare")
-    tok = CharTokenizer(text)
-    assert tok.vocab_size == 65 and tok.chars == "".join(sorted(set(text)))
-    assert tok.encode("\n !") == [0, 1, 2]  # the three smallest characters
-    assert tok.decode(tok.encode(text[:1000])) == text[:1000]
-    with pytest.raises(ValueError, match="'é' is not in this tokenizer's vocabulary"):
-        tok.encode("café")
-
-
-@pytest.mark.parametrize("tokenizer", ["char", "bpe"])
-def test_tokenizer_state_round_trips(tokenizer):
-    text = "the cat sat on the mat; the hat!"
-    tok = course_lib.training.build_tokenizer(text, tokenizer, vocab_size=270)
-    again = tokenizer_from_state(tokenizer_state(tok))
-    assert again.encode(text) == tok.encode(text) and again.decode(tok.encode(text)) == text
 
 
 def test_split_data_keeps_order_ninety_ten():

@@ -16,7 +16,9 @@ one token but "dog." cannot.
     'aaabd'
 
 The pieces live in small modules: `pairs.py` (get_pair_counts, merge), `trainer.py` (learning the
-merges, incrementally), `patterns.py` (the split patterns) and `tiktoken_bridge.py`.
+merges, incrementally), `patterns.py` (the split patterns), `tiktoken_bridge.py` and `gpt2_files.py`
+(GPT-2's published encoder.json and vocab.bpe). A `BPETokenizer` follows the course's tokenizer
+protocol (`protocol.py`): `vocab_size`, `encode`, `decode`, `to_dict`, `from_dict`.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import functools
 import json
 import warnings
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import regex
 
@@ -42,13 +44,17 @@ FILE_FORMAT = "course_lib.bpe.v1"
 # How many distinct chunks `encode` remembers; when full the memory is simply emptied.
 CHUNK_CACHE_SIZE = 100_000
 
+# How many characters `encode_iterable` gathers before it encodes what it safely can.
+STREAM_BLOCK = 1 << 16
+
 SpecialSet = Collection[str] | Literal["all"]
 
 
 class BPETokenizer:
     """A byte-level BPE tokenizer: train it, encode and decode, save it, swap it with tiktoken.
 
-    Attributes (treat them as read-only; `train`, `load` and tiktoken_bridge.from_tiktoken set them):
+    Attributes (treat them as read-only; `train`, `from_dict`, `from_vocab_and_merges` and
+    tiktoken_bridge.from_tiktoken set them):
         pattern: the split pattern (a `regex` string), or None for no pre-splitting.
         byte_ids: `byte_ids[b]` is the id of the single byte b (b for a trained tokenizer;
             tiktoken's GPT-2 and GPT-4 encodings number the bytes differently).
@@ -57,6 +63,8 @@ class BPETokenizer:
         vocab: id -> the bytes it stands for, special tokens included (as UTF-8).
         special_tokens: special token text -> id, e.g. {"<|endoftext|>": 100257}.
     """
+
+    kind = "bpe"  # the "kind" entry of `to_dict`, which `tokenizer_from_dict` dispatches on
 
     def __init__(self, pattern: str | None = GPT4_SPLIT_PATTERN):
         self.pattern = pattern
@@ -80,8 +88,18 @@ class BPETokenizer:
         self._chunk_cache: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
-        """The vocabulary size: bytes, merges and special tokens."""
+        """How many tokens there are: bytes, merges and special tokens."""
         return len(self.vocab)
+
+    @property
+    def vocab_size(self) -> int:
+        """How many ids the model's embedding table needs: one more than the largest id.
+
+        For a trained tokenizer this is len(self): its ids are 0 .. len - 1. Ids can have gaps:
+        cl100k_base's special tokens start at 100257 and skip some, so from_tiktoken("cl100k_base")
+        has 100,261 tokens but vocab_size 100,277 (tiktoken's `n_vocab`).
+        """
+        return max(self.vocab) + 1
 
     def __repr__(self) -> str:
         return (
@@ -126,6 +144,78 @@ class BPETokenizer:
         specials = {token: first_special + i for i, token in enumerate(special_tokens)}
         self._set_state(list(range(256)), merges, specials)
 
+    @classmethod
+    def from_vocab_and_merges(
+        cls,
+        vocab: dict[int, bytes],
+        merges: Iterable[tuple[bytes, bytes]],
+        special_tokens: Iterable[str] | None = None,
+        pattern: str | None = GPT4_SPLIT_PATTERN,
+    ) -> BPETokenizer:
+        """A tokenizer from a vocabulary (id -> bytes) and its merges as byte pairs, in learned order.
+
+        This is the form other BPE code publishes (GPT-2's files, see `gpt2_files.py`; Hugging
+        Face's `tokenizers`; the CS336 assignment). Every byte must have a token of its own, each
+        merge (left, right) must join two tokens of the vocabulary into a third, and each special
+        token keeps its id in `vocab` if it has one (else it gets the next free id).
+
+            >>> vocab = {i: bytes([i]) for i in range(256)} | {256: b"aa", 257: b"aab"}
+            >>> tok = BPETokenizer.from_vocab_and_merges(vocab, [(b"a", b"a"), (b"aa", b"b")])
+            >>> tok.merges
+            {(97, 97): 256, (256, 98): 257}
+            >>> tok.encode("aab"), tok.encode("aaab")   # "aaab": "aa" first, then a, b stay apart
+            ([257], [256, 97, 98])
+
+        The encoder applies the merge with the lowest new id first, so the merged tokens' ids must
+        grow along `merges` (true of every BPE vocabulary numbered as it was learned); a vocabulary
+        numbered otherwise raises ValueError, as does a token that is neither a byte, nor made by a
+        merge, nor a special token (name it in `special_tokens`).
+        """
+        special_tokens = list(dict.fromkeys(special_tokens or ()))
+        special_bytes = {token.encode("utf-8") for token in special_tokens}
+        id_of: dict[bytes, int] = {}  # the bytes of each ordinary token -> its id
+        special_ids: dict[bytes, int] = {}
+        for token_id, token in vocab.items():
+            table = special_ids if token in special_bytes else id_of
+            if token in table:
+                raise ValueError(f"ids {table[token]} and {token_id} both stand for {token!r}")
+            table[token] = token_id
+
+        def id_for(token: bytes, role: str) -> int:
+            if token not in id_of:
+                raise ValueError(f"{role} {token!r} is not in the vocabulary")
+            return id_of[token]
+
+        byte_ids = [id_for(bytes([b]), "the single byte") for b in range(256)]
+        merge_ids: dict[Pair, int] = {}
+        last_id = -1
+        for left, right in merges:
+            new_id = id_for(left + right, f"the token made by merging {left!r} and {right!r},")
+            if new_id <= last_id:
+                raise ValueError(
+                    f"the merge {left!r} + {right!r} makes id {new_id}, lower than an earlier merge's: "
+                    "BPETokenizer applies merges in the order of their ids, so a merge's token must "
+                    "have a higher id than every earlier merge's"
+                )
+            merge_ids[id_for(left, "the merge part"), id_for(right, "the merge part")] = last_id = new_id
+        next_id = max(vocab, default=255) + 1
+        specials: dict[str, int] = {}
+        for token in special_tokens:
+            if token.encode("utf-8") in special_ids:
+                specials[token] = special_ids[token.encode("utf-8")]
+            else:
+                specials[token], next_id = next_id, next_id + 1
+        unexplained = set(vocab) - set(byte_ids) - set(merge_ids.values()) - set(specials.values())
+        if unexplained:
+            examples = {token_id: vocab[token_id] for token_id in sorted(unexplained)[:3]}
+            raise ValueError(
+                f"{len(unexplained)} tokens of the vocabulary, e.g. {examples}, are neither a byte, nor "
+                "made by a merge, nor a special token: pass them in special_tokens"
+            )
+        tokenizer = cls(pattern=pattern)
+        tokenizer._set_state(byte_ids, merge_ids, specials)
+        return tokenizer
+
     # ---- encoding and decoding ---------------------------------------------------------------
 
     def _encode_chunk(self, chunk: bytes) -> list[int]:
@@ -149,14 +239,18 @@ class BPETokenizer:
         cache = self._chunk_cache
         for chunk in self.split(text):
             # Text repeats its words; a chunk seen before costs one dict look-up.
-            chunk_ids = cache.get(chunk)
-            if chunk_ids is None:
-                chunk_ids = self._encode_chunk(chunk.encode("utf-8"))
-                if len(cache) >= CHUNK_CACHE_SIZE:
-                    cache.clear()
-                cache[chunk] = chunk_ids
-            ids.extend(chunk_ids)
+            ids.extend(cache.get(chunk) or self._chunk_ids(chunk))
         return ids
+
+    def _chunk_ids(self, chunk: str) -> list[int]:
+        """`_encode_chunk` of the chunk's bytes, remembered (up to CHUNK_CACHE_SIZE chunks)."""
+        chunk_ids = self._chunk_cache.get(chunk)
+        if chunk_ids is None:
+            chunk_ids = self._encode_chunk(chunk.encode("utf-8"))
+            if len(self._chunk_cache) >= CHUNK_CACHE_SIZE:
+                self._chunk_cache.clear()
+            self._chunk_cache[chunk] = chunk_ids
+        return chunk_ids
 
     def _special_set(self, tokens: SpecialSet, argument: str) -> set[str]:
         """Resolve "all" and check that every name is one of this tokenizer's special tokens."""
@@ -190,33 +284,132 @@ class BPETokenizer:
             tok.encode("hi<|endoftext|>", allowed_special="all")     -> [..., id of <|endoftext|>]
             tok.encode("hi<|endoftext|>", disallowed_special=())     -> ids of the plain text
         """
-        allowed = self._special_set(allowed_special, "allowed_special")
-        if disallowed_special == "all":
-            disallowed = set(self.special_tokens) - allowed
-        else:
-            disallowed = self._special_set(disallowed_special, "disallowed_special")
-        if disallowed:
-            found = regex.search("|".join(map(regex.escape, sorted(disallowed))), text)
-            if found:
-                token = found.group()
-                raise ValueError(
-                    f"the text contains the special token {token!r}, which is disallowed. To encode "
-                    f"it as the special token, pass allowed_special={{{token!r}}} (or "
-                    f'allowed_special="all"); to encode it as ordinary text, pass '
-                    f"disallowed_special=()."
-                )
+        allowed, disallowed = self._resolve_specials(allowed_special, disallowed_special)
+        self._refuse_disallowed(text, disallowed)
         if not allowed:
             return self.encode_ordinary(text)
-        # Longest first, so that a special token that starts another one cannot cut it short.
-        specials_regex = "|".join(regex.escape(t) for t in sorted(allowed, key=len, reverse=True))
         ids: list[int] = []
-        start = 0
-        for found in regex.finditer(specials_regex, text):
-            ids.extend(self.encode_ordinary(text[start : found.start()]))
-            ids.append(self.special_tokens[found.group()])
-            start = found.end()
-        ids.extend(self.encode_ordinary(text[start:]))
+        for _start, piece, is_special in self._pieces(text, allowed):
+            if is_special:
+                ids.append(self.special_tokens[piece])
+            else:
+                ids.extend(self._chunk_ids(piece))
         return ids
+
+    def _pieces(self, text: str, allowed: Collection[str]) -> list[tuple[int, str, bool]]:
+        """What `encode` turns into ids, in order: (start, text, is_special) for each allowed
+        special token and each chunk of the split pattern in the text around them."""
+        pieces = []
+        start = 0
+        for found in regex.finditer(self._specials_regex(allowed), text) if allowed else ():
+            pieces += [(start + offset, chunk, False) for offset, chunk in self._chunks(text[start : found.start()])]
+            pieces.append((found.start(), found.group(), True))
+            start = found.end()
+        pieces += [(start + offset, chunk, False) for offset, chunk in self._chunks(text[start:])]
+        return pieces
+
+    def _chunks(self, text: str) -> list[tuple[int, str]]:
+        """`split(text)`, each chunk with the position where it starts."""
+        if self._split_regex is None:
+            return [(0, text)] if text else []
+        return [(found.start(), found.group()) for found in self._split_regex.finditer(text)]
+
+    def _resolve_specials(self, allowed_special: SpecialSet, disallowed_special: SpecialSet) -> tuple[set[str], set[str]]:
+        """The allowed and the disallowed special tokens, as sets of their texts."""
+        allowed = self._special_set(allowed_special, "allowed_special")
+        if disallowed_special == "all":
+            return allowed, set(self.special_tokens) - allowed
+        return allowed, self._special_set(disallowed_special, "disallowed_special")
+
+    @staticmethod
+    def _specials_regex(tokens: Collection[str]) -> str:
+        # Longest first, so that a special token that starts another one cannot cut it short.
+        return "|".join(regex.escape(t) for t in sorted(tokens, key=len, reverse=True))
+
+    @staticmethod
+    def _refuse_disallowed(text: str, disallowed: set[str]) -> None:
+        """Raise ValueError if `text` contains one of the `disallowed` special tokens."""
+        if not disallowed:
+            return
+        found = regex.search(BPETokenizer._specials_regex(disallowed), text)
+        if found:
+            token = found.group()
+            raise ValueError(
+                f"the text contains the special token {token!r}, which is disallowed. To encode "
+                f"it as the special token, pass allowed_special={{{token!r}}} (or "
+                f'allowed_special="all"); to encode it as ordinary text, pass '
+                f"disallowed_special=()."
+            )
+
+    def encode_iterable(
+        self,
+        lines: Iterable[str],
+        allowed_special: SpecialSet = frozenset(),
+        disallowed_special: SpecialSet = "all",
+    ) -> Iterator[int]:
+        """Encode a text given in parts (the lines of an open file), yielding ids as it goes.
+
+        The ids are exactly `encode("".join(lines), allowed_special, disallowed_special)`, but
+        only a little text is held at a time, however long the file:
+
+            with open("corpus.txt", encoding="utf-8") as file:
+                for token_id in tok.encode_iterable(file): ...
+
+        Where it is safe to cut: merges stop at the split pattern's chunks (and at special
+        tokens), so the text read so far is split as `encode` would split it, and the chunks are
+        encoded except the last two, which wait for the next line. The last chunk may go on (a
+        word or a run of whitespace continued on the next line: "\\n" then "\\n" is one chunk
+        under GPT-4's pattern), and GPT-4o's pattern even glues the next line to the chunk before
+        the last ("he'" is the chunks "he" and "'", but "he's" is one chunk). For the GPT-2, GPT-4
+        and GPT-4o patterns a chunk depends on what follows it only through the next chunk, so the
+        chunks before the last two are final (the tests check this on random texts cut at random
+        places). If the text ends with the beginning of a special token ("...<|endof" may be
+        followed by "text|>"), that is where the text may end, so the two chunks before it wait
+        too (a special token ends the text before it). Memory is bounded by STREAM_BLOCK characters
+        (lines are gathered to that size before each cut) plus the two longest chunks (words,
+        runs of whitespace), not by the file.
+        (With pattern=None the whole text is one chunk: nothing is encoded before the end.)
+        """
+        allowed, disallowed = self._resolve_specials(allowed_special, disallowed_special)
+        watched = allowed | disallowed  # special tokens whose text must not be cut in two
+        pending = ""  # text not encoded yet: the two chunks held back, then the lines read since
+        batch: list[str] = []
+        batch_size = 0
+        for line in lines:
+            batch.append(line)
+            batch_size += len(line)
+            if batch_size < STREAM_BLOCK:  # cutting after every short line would cost more
+                continue
+            pending += "".join(batch)
+            batch, batch_size = [], 0
+            self._refuse_disallowed(pending, disallowed)
+            pieces = self._pieces(pending, allowed)
+            # The text may end with the start of a special token, which would end the text
+            # before it: the last two pieces before that point wait, as at the end of the text.
+            end = self._special_prefix_start(pending, watched)
+            keep = max(0, sum(1 for start, _, _ in pieces if start < end) - 2)
+            for _start, piece, is_special in pieces[:keep]:
+                if is_special:
+                    yield self.special_tokens[piece]
+                else:
+                    yield from self._chunk_ids(piece)
+            if keep > 0:
+                pending = pending[pieces[keep][0] :]
+        yield from self.encode(pending + "".join(batch), allowed_special, disallowed_special)
+
+    @staticmethod
+    def _special_prefix_start(text: str, tokens: Collection[str]) -> int:
+        """Where the longest end of `text` that begins one of `tokens` starts (len(text) if none).
+
+            _special_prefix_start("ab<|end", ["<|endoftext|>"]) -> 2
+        """
+        start = len(text)
+        for token in tokens:
+            for length in range(min(len(token) - 1, len(text)), 0, -1):
+                if text.endswith(token[:length]):
+                    start = min(start, len(text) - length)
+                    break
+        return start
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes that `ids` stand for. An unknown id raises ValueError."""
@@ -238,36 +431,68 @@ class BPETokenizer:
 
     # ---- saving and loading ------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> None:
-        """Write the tokenizer to a JSON file a person can read: one merge per line, with its text.
+    def to_dict(self) -> dict[str, Any]:
+        """The tokenizer as JSON-able data (what a checkpoint stores; `save` writes it to a file).
 
-            {"format": "course_lib.bpe.v1", "pattern": "...", "byte_ids": [0, 1, ..., 255],
-             "merges": [
-              [97, 97, 256, "aa"],
-              ...],
+            {"kind": "bpe", "format": "course_lib.bpe.v1", "pattern": "...",
+             "byte_ids": [0, 1, ..., 255], "merges": [[97, 97, 256], ...],
              "special_tokens": {"<|endoftext|>": 4095}}
 
-        A merge [a, b, new_id, text] says "a followed by b becomes new_id", and text shows the
-        new token (bytes that are not valid UTF-8 as \\x escapes); `load` ignores the text.
+        A merge [a, b, new_id] says "a followed by b becomes new_id"; merges are in learned order.
+        """
+        return {
+            "kind": self.kind,
+            "format": FILE_FORMAT,
+            "pattern": self.pattern,
+            "byte_ids": list(self.byte_ids),
+            "merges": [[a, b, new_id] for (a, b), new_id in self.merges.items()],
+            "special_tokens": dict(self.special_tokens),
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> BPETokenizer:
+        """The tokenizer that `to_dict` (or a file written by `save`) described.
+
+        Checkpoints written before `to_dict` existed stored the text of the saved file, as
+        {"kind": "bpe", "json": "..."}; they load too.
+        """
+        if isinstance(state, dict) and isinstance(state.get("json"), str):
+            state = json.loads(state["json"])
+        if not isinstance(state, dict) or state.get("format") != FILE_FORMAT:
+            raise ValueError(f"not a BPETokenizer's state (format {FILE_FORMAT!r}): {str(state)[:80]}")
+        tokenizer = cls(pattern=state["pattern"])
+        merges = {(a, b): new_id for a, b, new_id, *_text in state["merges"]}
+        tokenizer._set_state(state["byte_ids"], merges, state["special_tokens"])
+        return tokenizer
+
+    def save(self, path: str | Path) -> None:
+        """Write `to_dict()` to a JSON file a person can read: one merge per line, with its text.
+
+            {
+            "kind": "bpe",
+            ...
+            "merges": [
+              [97, 97, 256, "aa"],
+              ...],
+            "special_tokens": {"<|endoftext|>": 4095}
+            }
+
+        The text shows the new token (bytes that are not valid UTF-8 as \\x escapes); `load`
+        ignores it.
         """
 
         def readable(token: bytes) -> str:
             return token.decode("utf-8", errors="backslashreplace")
 
         dump = functools.partial(json.dumps, ensure_ascii=False)  # show "é", not "\\u00e9"
-        merge_lines = ",\n".join(
-            f"  {dump([a, b, new_id, readable(self.vocab[new_id])])}" for (a, b), new_id in self.merges.items()
-        )
-        text = (
-            f"{{\n"
-            f'"format": {dump(FILE_FORMAT)},\n'
-            f'"pattern": {dump(self.pattern)},\n'
-            f'"byte_ids": {dump(self.byte_ids)},\n'
-            f'"merges": [\n{merge_lines}\n],\n'
-            f'"special_tokens": {dump(self.special_tokens)}\n'
-            f"}}\n"
-        )
-        Path(path).write_text(text, encoding="utf-8")
+        entries = []
+        for key, value in self.to_dict().items():
+            if key == "merges":
+                merge_lines = ",\n".join(f"  {dump([*merge, readable(self.vocab[merge[2]])])}" for merge in value)
+                entries.append(f'"merges": [\n{merge_lines}\n]')
+            else:
+                entries.append(f"{dump(key)}: {dump(value)}")
+        Path(path).write_text("{\n" + ",\n".join(entries) + "\n}\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
@@ -275,7 +500,4 @@ class BPETokenizer:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
             raise ValueError(f"{path} is not a tokenizer saved by BPETokenizer.save (format {FILE_FORMAT!r})")
-        tokenizer = cls(pattern=data["pattern"])
-        merges = {(a, b): new_id for a, b, new_id, *_text in data["merges"]}
-        tokenizer._set_state(data["byte_ids"], merges, data["special_tokens"])
-        return tokenizer
+        return cls.from_dict(data)

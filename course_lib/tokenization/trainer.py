@@ -7,6 +7,15 @@ the same tie rule: the highest count wins, and among equal counts the smallest p
 
     >>> train_merges({b"ab": 3, b"bc": 3, b"cd": 1}, 2)
     [(97, 98), (98, 99)]
+
+The tie rule is a choice, and others choose differently. Here pairs are compared by their ids (a,
+then b), as minbpe does. GPT-2-style trainers (the reference trainer of Stanford's CS336, for one)
+break ties by the tokens' bytes instead and take the lexicographically greatest pair: on the
+chunks {"ab": 2, "cd": 2} they merge "cd" first (id 256) where this trainer merges "ab" first, and
+with one merge to learn from "cdab" they make "da" where this one makes "ab". Comparing ids is not
+comparing bytes in reverse either: a merged token such as "zz" has a high id (256) but its bytes
+sort above "c". Ties are common only in tiny corpora; on real text the counts decide almost every
+merge. tests/test_bpe.py works these examples by hand.
 """
 
 from __future__ import annotations

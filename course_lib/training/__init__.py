@@ -2,7 +2,7 @@
 
 The modules, in the order a training step uses them:
 
-    data.py         CharTokenizer, split_data, get_batch        text -> (x, y) batches
+    data.py         build_tokenizer, split_data, get_batch      text -> (x, y) batches
     ../loss.py      cross_entropy                               logits, targets -> a number (GPT.forward uses it)
     schedule.py     lr_at                                       warm-up, then cosine decay
     optim.py        AdamW, clip_grad_norm, configure_optimizer  written out; decay on matrices only
@@ -12,10 +12,14 @@ The modules, in the order a training step uses them:
     distributed.py  init_distributed                            several processes under torchrun
     recipes.py      TrainConfig, Recipe, RECIPES                named settings ("shakespeare-char")
                     train_recipe, load_or_train                 train one, or load its kept checkpoint
+
+The tokenizers (CharTokenizer, BPETokenizer and the Tokenizer protocol they share) live in
+course_lib.tokenization; CharTokenizer is re-exported here for the chapters that train on characters.
 """
 
 from .checkpoint import CheckpointError, check_same_config, load_checkpoint, load_model, save_checkpoint
-from .data import CharTokenizer, build_tokenizer, get_batch, split_data, tokenizer_from_state, tokenizer_state, vocab_size_of
+from ..tokenization import CharTokenizer
+from .data import build_tokenizer, get_batch, split_data, tokenizer_from_state, tokenizer_state, vocab_size_of
 from .evaluation import perplexity
 from .distributed import DistributedInfo, init_distributed, shutdown_distributed
 from ..loss import cross_entropy

@@ -12,7 +12,7 @@ running any code stored in it. It holds:
     model_config      GPTConfig as a dict
     train_config      TrainConfig as a dict
     recipe            the recipe's name, or None
-    tokenizer         the tokenizer as plain strings (see data.tokenizer_state)
+    tokenizer         tokenizer.to_dict(): plain data (see course_lib.tokenization.protocol)
     history           the loss history so far (a list of dicts)
     rng               random states: the batch generator's, torch's, CUDA's, Python's
 
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from ..model import GPT, GPTConfig
-from .data import Tokenizer, tokenizer_from_state
+from ..tokenization import Tokenizer, tokenizer_from_dict
 
 FORMAT = "course_lib.training.v1"
 
@@ -107,4 +107,4 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[GP
         )
     model = GPT(GPTConfig(**checkpoint["model_config"]))
     model.load_state_dict(checkpoint["model"])
-    return model.to(device).eval(), tokenizer_from_state(checkpoint["tokenizer"]), checkpoint
+    return model.to(device).eval(), tokenizer_from_dict(checkpoint["tokenizer"]), checkpoint

@@ -1,4 +1,4 @@
-"""Text to training examples: a character-level tokenizer, a train/validation split, `get_batch`.
+"""Text to training examples: a tokenizer (`build_tokenizer`), a train/validation split, `get_batch`.
 
 A language model learns from (context, next token) pairs cut out of one long sequence of ids.
 For the ids [5, 6, 7, 8, 9] and block_size 3, a window starting at 1 gives
@@ -9,56 +9,19 @@ For the ids [5, 6, 7, 8, 9] and block_size 3, a window starting at 1 gives
 so one window of block_size tokens holds block_size examples: predict 7 from [6], 8 from [6, 7]
 and 9 from [6, 7, 8].
 
-    >>> tok = CharTokenizer("hello")
-    >>> tok.chars, tok.encode("hell"), tok.decode([0, 3])
-    ('ehlo', [1, 0, 2, 2], 'eo')
+    >>> tok = build_tokenizer("hello", "char")     # a CharTokenizer (course_lib.tokenization)
+    >>> split_data(tok.encode("hellohello"), val_fraction=0.2)
+    (tensor([1, 0, 2, 2, 3, 1, 0, 2]), tensor([2, 3]))
+
+The tokenizers themselves live in `course_lib.tokenization` (`CharTokenizer`, `BPETokenizer`,
+and the `Tokenizer` protocol both follow).
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
-
 import torch
 
-from ..tokenization import BPETokenizer
-
-
-class CharTokenizer:
-    """One token per character: the vocabulary is the sorted set of characters in a text.
-
-    Tiny Shakespeare has 65 distinct characters, so a model over them has a 65-way output.
-    Character tokens make the smallest vocabulary and the longest sequences: a trade-off that
-    suits a model small enough to train on a CPU in minutes.
-    """
-
-    def __init__(self, text: str):
-        if not text:
-            raise ValueError("CharTokenizer needs a non-empty text to take its characters from")
-        self.chars = "".join(sorted(set(text)))
-        self._ids = {ch: i for i, ch in enumerate(self.chars)}
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.chars)
-
-    def encode(self, text: str) -> list[int]:
-        """The id of each character: encode("hell") -> [1, 0, 2, 2] for CharTokenizer("hello")."""
-        try:
-            return [self._ids[ch] for ch in text]
-        except KeyError as err:
-            raise ValueError(
-                f"character {err.args[0]!r} is not in this tokenizer's vocabulary"
-                f" ({self.vocab_size} characters: {self.chars!r}); use only those characters"
-            ) from None
-
-    def decode(self, ids: list[int]) -> str:
-        """The characters of `ids`: decode([0, 3]) -> "eo" for CharTokenizer("hello")."""
-        return "".join(self.chars[i] for i in ids)
-
-
-Tokenizer = CharTokenizer | BPETokenizer
+from ..tokenization import BPETokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict
 
 
 def build_tokenizer(text: str, kind: str = "char", vocab_size: int | None = None) -> Tokenizer:
@@ -74,31 +37,17 @@ def build_tokenizer(text: str, kind: str = "char", vocab_size: int | None = None
     raise ValueError(f"unknown tokenizer kind {kind!r}: use 'char' or 'bpe'")
 
 
+# Old names, kept only while course_lib/train.py and training/trainer.py still import them: use
+# `tokenizer.vocab_size`, `tokenizer.to_dict()` and `tokenizer_from_dict(state)` instead.
+tokenizer_from_state = tokenizer_from_dict
+
+
+def tokenizer_state(tokenizer: Tokenizer) -> dict:
+    return tokenizer.to_dict()
+
+
 def vocab_size_of(tokenizer: Tokenizer) -> int:
-    """How many ids the model's embedding and head need for this tokenizer."""
-    return tokenizer.vocab_size if isinstance(tokenizer, CharTokenizer) else len(tokenizer)
-
-
-def tokenizer_state(tokenizer: Tokenizer) -> dict[str, str]:
-    """The tokenizer as plain strings, to store in a checkpoint (which loads with weights_only=True)."""
-    if isinstance(tokenizer, CharTokenizer):
-        return {"kind": "char", "chars": tokenizer.chars}
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "tokenizer.json"
-        tokenizer.save(path)
-        return {"kind": "bpe", "json": path.read_text(encoding="utf-8")}
-
-
-def tokenizer_from_state(state: dict[str, str]) -> Tokenizer:
-    """The tokenizer `tokenizer_state` described: it encodes exactly as the original."""
-    if state.get("kind") == "char":
-        return CharTokenizer(state["chars"])
-    if state.get("kind") == "bpe":
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "tokenizer.json"
-            path.write_text(state["json"], encoding="utf-8")
-            return BPETokenizer.load(path)
-    raise ValueError(f"unknown tokenizer in checkpoint: {json.dumps(state)[:80]}")
+    return tokenizer.vocab_size
 
 
 def split_data(ids: torch.Tensor | list[int], val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,7 +22,7 @@ import random
 
 import tiktoken
 
-from course_lib.data import load_text
+from course_lib.datasets import load_text
 from course_lib.tokenization.bpe import BPETokenizer, get_pair_counts, merge
 from course_lib.tokenization.patterns import GPT4_SPLIT_PATTERN
 from course_lib.tokenization.tiktoken_bridge import from_tiktoken, to_tiktoken
