@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..data import cache_dir
+from ..datasets import cache_dir
 from ..model import GPTConfig
 
 if TYPE_CHECKING:  # only for the annotations: trainer.py itself imports this module
     from ..model import GPT
-    from .data import Tokenizer
+    from ..tokenization import Tokenizer
     from .trainer import Trainer
 
 
@@ -140,7 +140,7 @@ def recipe_checkpoint_path(name: str) -> Path:
     """Where `load_or_train` keeps recipe `name`'s finished checkpoint: the course's cache folder.
 
     recipe_checkpoint_path("shakespeare-char") -> <cache_dir()>/checkpoints/shakespeare-char.pt,
-    with cache_dir() from `course_lib.data` ($COURSE_LIB_CACHE, else the OS cache folder).
+    with cache_dir() from `course_lib.datasets` ($COURSE_LIB_CACHE, else the OS cache folder).
     """
     return cache_dir() / "checkpoints" / f"{name}.pt"
 
@@ -161,9 +161,9 @@ def train_recipe(
         20 True
     """
     # Imported here, not at the top: trainer.py imports this module for TrainConfig.
-    from ..data import load_text
+    from ..datasets import load_text
     from ..model import GPT
-    from .data import build_tokenizer, split_data, vocab_size_of
+    from .data import build_tokenizer, split_data
     from .trainer import Trainer
 
     recipe = _lookup(name)
@@ -171,7 +171,7 @@ def train_recipe(
     tokenizer = build_tokenizer(text, recipe.tokenizer, recipe.bpe_vocab_size)
     train_data, val_data = split_data(tokenizer.encode(text), recipe.val_fraction)
     torch.manual_seed(recipe.train.seed)  # the command line's initial weights
-    model = GPT(recipe.model_config(vocab_size_of(tokenizer)))
+    model = GPT(recipe.model_config(tokenizer.vocab_size))
     trainer = Trainer(
         model, train_data, val_data, recipe.train, device=device, out_dir=out_dir, tokenizer=tokenizer,
         recipe=recipe.name, progress=progress,
