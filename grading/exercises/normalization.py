@@ -38,10 +38,10 @@ FORBIDDEN: dict[str, list[str]] = {
 }
 # Why a result can hold NaN or infinity, task by task.
 HINTS = {
-    "softmax": "does exp overflow (subtract each row's maximum first), or is a row all -inf?",
+    "softmax": "exp overflows from about 88.7 in float32: subtract each row's maximum first",
     "layer_norm": "the variance of one number is 0 when it divides by n (unbiased=False), NaN when by n - 1",
-    "rms_norm": "is eps added inside the square root, so that a row of zeros divides by sqrt(eps)?",
-    "gelu": "does x³ or exp overflow for large |x|?",
+    "rms_norm": "add eps inside the square root, so that a row of zeros divides by sqrt(eps)",
+    "gelu": "for large |x|, x³ or exp can overflow: use torch.erf and torch.tanh as the formulas do",
 }
 
 # Half-precision results are compared with a tolerance of a few units in their last place:
