@@ -627,7 +627,7 @@ def test_chapters_have_launch_buttons_for_the_repository(visits):
 def test_exercise_solutions_are_hidden_until_asked_for(site):
     base, browser = site
     pages = sorted((HTML / "book" / "exercises").glob("*.html"))
-    assert [p.stem for p in pages] == ["01_bpe", "02_linear", "03_attention", "04_training_loop"]
+    assert [p.stem for p in pages] == ["01_bpe", "02_linear", "02_normalization", "03_attention", "03_rope", "04_training_loop"]
     for page_file in pages:
         page = open_page(browser, base, f"book/exercises/{page_file.name}")
         exercises, solutions = page.locator("div.exercise"), page.locator("div.solution")
