@@ -657,7 +657,7 @@ def test_term_edition_has_the_exercises_without_their_solutions(site):
 
     build_book(edition="term")
     pages = sorted(p.relative_to(HTML) for p in (HTML / "book" / "exercises").glob("*.html"))
-    assert len(pages) == 4, pages
+    assert len(pages) == 6, pages
     for page in pages:
         normal = BeautifulSoup((HTML / page).read_text(encoding="utf-8"), "html.parser")
         term = BeautifulSoup((TERM_HTML / page).read_text(encoding="utf-8"), "html.parser")
