@@ -28,7 +28,9 @@ from grading.checks import Check
 EXERCISES: dict[str, str | ModuleType | SimpleNamespace] = {
     "01_bpe": "grading.exercises.bpe",
     "02_linear": "grading.exercises.linear",
+    "02_normalization": "grading.exercises.normalization",
     "03_attention": "grading.exercises.attention",
+    "03_rope": "grading.exercises.rope",
     "04_training_loop": "grading.exercises.training_loop",
     "05_generation": "grading.exercises.generation",
 }

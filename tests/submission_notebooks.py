@@ -44,11 +44,13 @@ ASSIGNMENTS = {
     for a in [
         Assignment("01_bpe", "bpe.ipynb", {"get_pair_counts": 3, "merge": 5, "train_bpe": 7, "encode": 6, "decode": 5}),
         Assignment("02_linear", "linear.ipynb", {"Linear": 13, "linear_backward": 8}),
+        Assignment("02_normalization", "normalization.ipynb", {"softmax": 9, "layer_norm": 8, "rms_norm": 7, "gelu": 6}),
         Assignment(
             "03_attention",
             "attention.ipynb",
             {"scaled_dot_product_attention": 9, "causal_mask": 3, "MultiHeadSelfAttention": 8},
         ),
+        Assignment("03_rope", "rope.ipynb", {"rotary_cos_sin": 8, "apply_rotary": 9}),
         Assignment("04_training_loop", "training_loop.ipynb", {"cross_entropy": 7, "get_batch": 7, "train": 7}),
         Assignment("05_generation", "generation.ipynb", {"sample_next_token": 10, "generate": 6, "KVCache": 4, "cached_attention": 6}),
     ]

@@ -32,7 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 PARTLY_SOLVED = {
     "01_bpe": {"get_pair_counts", "merge", "decode"},
     "02_linear": {"Linear"},
+    "02_normalization": {"softmax", "rms_norm"},
     "03_attention": {"scaled_dot_product_attention", "causal_mask"},
+    "03_rope": {"apply_rotary"},
     "04_training_loop": {"cross_entropy", "get_batch"},
     "05_generation": {"sample_next_token", "KVCache"},
 }
