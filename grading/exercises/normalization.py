@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from grading import seeds
 from grading.checks import Call, Check, call, tensor_returns
 from grading.compare import ATOL, RTOL, show_tensors, tensors_close
 
@@ -67,7 +68,7 @@ def close_in_dtype(expected: Any, actual: Any) -> bool:
 def randn(seed: int, *shape: int, scale: float = 1.0, shift: float = 0.0,
           dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Normal draws from a fixed seed, times `scale` plus `shift`, in `dtype`."""
-    draws = torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    draws = torch.randn(*shape, generator=torch.Generator().manual_seed(seeds.seed(seed)), dtype=torch.float64)
     return (shift + scale * draws).to(dtype)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from grading import seeds
 from grading.checks import Call, Check, call, tensor_returns
 from grading.compare import ATOL, RTOL, show_tensors, tensors_close
 
@@ -43,7 +44,7 @@ ANGLE_ATOL = 1e-4
 
 
 def randn(seed: int, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seeds.seed(seed)), dtype=torch.float64).to(dtype)
 
 
 def positions(*values: int) -> torch.Tensor:
