@@ -30,6 +30,7 @@ EXERCISES: dict[str, str | ModuleType | SimpleNamespace] = {
     "02_linear": "grading.exercises.linear",
     "03_attention": "grading.exercises.attention",
     "04_training_loop": "grading.exercises.training_loop",
+    "04_optimizer": "grading.exercises.optimizer",
 }
 
 
