@@ -59,11 +59,11 @@ def inputs_after(function: Callable, args: list, kwargs: dict) -> list:
 def clipped(value: Any, function: str, count: int) -> dict:
     """clip_grad_norm's (clipped, total_norm) as {"clipped": [plain tensors], "norm": float}:
     `count` floating-point tensors, and the norm as a Python number or a one-number tensor."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise CheckFailure(f"{function} should return a pair (clipped, total_norm), got {type(value).__name__} "
-                           f"{quote(value, 80)}")
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not isinstance(value[0], (list, tuple)):
+        raise CheckFailure(f"{function} should return a pair (clipped, total_norm), a list of tensors and a number, "
+                           f"got {type(value).__name__} {quote(value, 80)}")
     tensors, norm = value
-    if not isinstance(tensors, (list, tuple)) or len(tensors) != count:
+    if len(tensors) != count:
         raise CheckFailure(f"{function}'s clipped should be a list of {count} tensors, one per gradient, got "
                            f"{type(tensors).__name__} {quote(tensors, 80)}")
     if isinstance(norm, torch.Tensor) and norm.numel() == 1:
@@ -71,8 +71,8 @@ def clipped(value: Any, function: str, count: int) -> dict:
     if isinstance(norm, bool) or not isinstance(norm, (int, float)) or not math.isfinite(norm):
         raise CheckFailure(f"{function}'s total_norm should be a number (a float or a 0-dim tensor), got "
                            f"{quote(norm, 80)}")
-    return {"clipped": [returns_tensor(t, function, floating=True, what=f"clipped[{i}]") for i, t in enumerate(tensors)],
-            "norm": float(norm)}
+    plain = [returns_tensor(tensor, function, floating=True, what=f"clipped[{i}]") for i, tensor in enumerate(tensors)]
+    return {"clipped": plain, "norm": float(norm)}
 
 
 def a_number(value: Any, function: str) -> float:
