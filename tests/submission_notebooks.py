@@ -50,6 +50,7 @@ ASSIGNMENTS = {
             {"scaled_dot_product_attention": 9, "causal_mask": 3, "MultiHeadSelfAttention": 8},
         ),
         Assignment("04_training_loop", "training_loop.ipynb", {"cross_entropy": 7, "get_batch": 7, "train": 7}),
+        Assignment("04_optimizer", "optimizer.ipynb", {"adamw_step": 9, "lr_at": 6, "clip_grad_norm": 7}),
     ]
 }
 BPE = ASSIGNMENTS["01_bpe"]

@@ -627,7 +627,7 @@ def test_chapters_have_launch_buttons_for_the_repository(visits):
 def test_exercise_solutions_are_hidden_until_asked_for(site):
     base, browser = site
     pages = sorted((HTML / "book" / "exercises").glob("*.html"))
-    assert [p.stem for p in pages] == ["01_bpe", "02_linear", "03_attention", "04_training_loop"]
+    assert [p.stem for p in pages] == ["01_bpe", "02_linear", "03_attention", "04_optimizer", "04_training_loop"]
     for page_file in pages:
         page = open_page(browser, base, f"book/exercises/{page_file.name}")
         exercises, solutions = page.locator("div.exercise"), page.locator("div.solution")
@@ -657,7 +657,7 @@ def test_term_edition_has_the_exercises_without_their_solutions(site):
 
     build_book(edition="term")
     pages = sorted(p.relative_to(HTML) for p in (HTML / "book" / "exercises").glob("*.html"))
-    assert len(pages) == 4, pages
+    assert len(pages) == 5, pages
     for page in pages:
         normal = BeautifulSoup((HTML / page).read_text(encoding="utf-8"), "html.parser")
         term = BeautifulSoup((TERM_HTML / page).read_text(encoding="utf-8"), "html.parser")

@@ -10,7 +10,8 @@ then the batch grader on the same submitted/ folder must give every student the 
 
 References: the scores expected are the points the check cells state for the tasks a student
 solved (tests/submission_notebooks.py: 01_bpe 3 + 4 + 6 + 5 + 4 = 22 for all five, 3 + 4 + 4 = 11
-for the partial submission; 02_linear 12 + 7; 03_attention 8 + 3 + 8; 04_training_loop 6 + 6 + 6).
+for the partial submission; 02_linear 12 + 7; 03_attention 8 + 3 + 8; 04_training_loop 6 + 6 + 6;
+04_optimizer 9 + 6 + 7, 6 + 7 for the partial submission).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ PARTLY_SOLVED = {
     "02_linear": {"Linear"},
     "03_attention": {"scaled_dot_product_attention", "causal_mask"},
     "04_training_loop": {"cross_entropy", "get_batch"},
+    "04_optimizer": {"lr_at", "clip_grad_norm"},
 }
 
 
