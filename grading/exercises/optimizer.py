@@ -57,7 +57,7 @@ NUMBER = {"kind": f"{CALLS}.a_number"}
 PARAM = torch.tensor([1.0, -2.0, 3.0])
 GRAD = torch.tensor([0.1, -4.0, 2.0])
 ZEROS = torch.zeros(3)
-AFTER_ONE = (torch.tensor([0.89, -1.88, 2.87]), torch.tensor([0.01, -0.4, 0.2]), torch.tensor([0.0005, 0.8, 0.2]))
+PARAM_1, M_1, V_1 = torch.tensor([0.89, -1.88, 2.87]), torch.tensor([0.01, -0.4, 0.2]), torch.tensor([0.0005, 0.8, 0.2])
 
 
 def randn(seed: int, *shape: int, scale: float = 1.0) -> torch.Tensor:
@@ -211,11 +211,11 @@ CHECKS: list[Check] = [
     adamw_check("adamw_step's first step moves each weight by lr against its gradient's sign, and decays it",
                 adamw(PARAM, GRAD, ZEROS, ZEROS, 1, 0.1)),
     adamw_check("adamw_step's second step with the same gradient moves by lr again (bias correction)",
-                adamw(*AFTER_ONE[:1], GRAD, *AFTER_ONE[1:], 2, 0.1)),
+                adamw(PARAM_1, GRAD, M_1, V_1, 2, 0.1)),
     adamw_check("adamw_step with a zero gradient only decays the weights",
                 adamw(PARAM, ZEROS, ZEROS, ZEROS, 1, 0.1)),
     Check("adamw_step", "adamw_step returns new tensors and leaves param, grad, m and v as they were",
-          unchanged("adamw_step", *AFTER_ONE[:1], GRAD, *AFTER_ONE[1:], 2, 0.1, names=["param", "grad", "m", "v"]),
+          unchanged("adamw_step", PARAM_1, GRAD, M_1, V_1, 2, 0.1, names=["param", "grad", "m", "v"]),
           reference=the_inputs, compare=tensors_close, show=show_named(["param", "grad", "m", "v"])),
     adamw_check("adamw_step over 5 steps, each with the m and v of the step before, matches torch.optim.AdamW",
                 adamw_chain(randn(10, 4, 3), random_grads(11, 5, 4, 3), lr=0.05), reference=torch_adamw_run,
