@@ -32,6 +32,7 @@ EXERCISES: dict[str, str | ModuleType | SimpleNamespace] = {
     "03_attention": "grading.exercises.attention",
     "03_rope": "grading.exercises.rope",
     "04_training_loop": "grading.exercises.training_loop",
+    "04_optimizer": "grading.exercises.optimizer",
     "05_generation": "grading.exercises.generation",
 }
 

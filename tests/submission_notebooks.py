@@ -52,6 +52,7 @@ ASSIGNMENTS = {
         ),
         Assignment("03_rope", "rope.ipynb", {"rotary_cos_sin": 8, "apply_rotary": 9}),
         Assignment("04_training_loop", "training_loop.ipynb", {"cross_entropy": 7, "get_batch": 7, "train": 7}),
+        Assignment("04_optimizer", "optimizer.ipynb", {"adamw_step": 9, "lr_at": 6, "clip_grad_norm": 7}),
         Assignment("05_generation", "generation.ipynb", {"sample_next_token": 10, "generate": 6, "KVCache": 4, "cached_attention": 6}),
     ]
 }

@@ -9,9 +9,8 @@
 then the batch grader on the same submitted/ folder must give every student the same score.
 
 References: the scores expected are the points the check cells state for the tasks a student
-solved (tests/submission_notebooks.py: 01_bpe 3 + 4 + 6 + 5 + 4 = 22 for all five, 3 + 4 + 4 = 11
-for the partial submission; 02_linear 12 + 7; 03_attention 8 + 3 + 8; 04_training_loop 6 + 6 + 6;
-05_generation 10 + 6 + 4 + 6, 10 + 4 for the partial submission).
+solved (tests/submission_notebooks.py's task_points: all of them for the full submission, those
+in PARTLY_SOLVED for the partial one, none for the empty one).
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ PARTLY_SOLVED = {
     "03_attention": {"scaled_dot_product_attention", "causal_mask"},
     "03_rope": {"apply_rotary"},
     "04_training_loop": {"cross_entropy", "get_batch"},
+    "04_optimizer": {"lr_at", "clip_grad_norm"},
     "05_generation": {"sample_next_token", "KVCache"},
 }
 
