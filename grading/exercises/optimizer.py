@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from course_lib.training.schedule import lr_at as course_lr_at
+from grading import seeds
 from grading.checks import Call, Check, Input, call, describe
 from grading.compare import ATOL, RTOL, show_tensor, tensors_close
 
@@ -61,7 +62,7 @@ PARAM_1, M_1, V_1 = torch.tensor([0.89, -1.88, 2.87]), torch.tensor([0.01, -0.4,
 
 
 def randn(seed: int, *shape: int, scale: float = 1.0) -> torch.Tensor:
-    return scale * torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+    return scale * torch.randn(*shape, generator=torch.Generator().manual_seed(seeds.seed(seed)))
 
 
 def adamw(param: Any, grad: Any, m: Any, v: Any, step: int, lr: float, **settings: Any) -> Call:
