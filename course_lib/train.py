@@ -222,7 +222,8 @@ def run(args: argparse.Namespace) -> None:
                 history = trainer.run()
         except TrainingStopped as stopped:
             if info.is_main:
-                print(f"\n{stopped.reason}: stopped at step {stopped.step} and saved {path};"
+                cause = "Ctrl-C (SIGINT)" if stopped.reason == "SIGINT" else stopped.reason
+                print(f"\n{cause}: stopped at step {stopped.step} and saved {path};"
                       f" continue with: {resume_command(recipe, out_dir)}", flush=True)
             raise SystemExit(143 if stopped.reason == "SIGTERM" else 130) from None
         except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, in the middle of a step

@@ -264,9 +264,10 @@ class Trainer:
             return self.stop_reason is not None
         flag = torch.tensor(float(self.stop_reason is not None), device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() > 0 and self.stop_reason is None:
+        agreed = flag.item() > 0
+        if agreed and self.stop_reason is None:
             self.stop_reason = "another process was stopped"
-        return flag.item() > 0
+        return agreed
 
     # ---- checkpoints -------------------------------------------------------------------------
 
