@@ -25,6 +25,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
             ["--tiny", "--no-compile", "--device", "cpu", "--steps", "2", "--warmup-steps", "1"],
             "MFU: unknown peak for this device",
         ),
+        ("bench_generate.py", ["--quick", "--threads", "1"], "cache / transformers"),
     ],
 )
 def test_benchmark_runs_at_toy_size(script: str, arguments: list[str], expected: str) -> None:

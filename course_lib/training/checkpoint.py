@@ -72,17 +72,31 @@ REPORTING_SETTINGS = {"eval_interval", "eval_iters", "checkpoint_interval"}
 IMPLEMENTATION_SETTINGS = {"fast"}
 
 
+def _schedule_terms(train_config: dict) -> dict:
+    """train_config with max_iters replaced by where the learning-rate decay ends.
+
+    How long a run goes on may change when it resumes (train a finished run further); the
+    learning rate of the steps already taken may not. Those depend on max_iters only through
+    the decay's end (lr_decay_iters, or max_iters when that is None), so that is compared.
+    """
+    terms = {key: value for key, value in train_config.items() if key != "max_iters"}
+    decay_end = train_config.get("lr_decay_iters")
+    terms["lr_decay_iters"] = train_config.get("max_iters") if decay_end is None else decay_end
+    return terms
+
+
 def check_same_config(checkpoint: dict[str, Any], model_config: dict, train_config: dict, path: str | Path = "") -> None:
     """Raise CheckpointError if the checkpoint was trained with other settings than these.
 
     Resuming under different settings would silently mix two runs; the message lists each
-    difference. The REPORTING_SETTINGS and IMPLEMENTATION_SETTINGS may change.
+    difference. The REPORTING_SETTINGS and IMPLEMENTATION_SETTINGS may change, and so may
+    max_iters as long as the learning-rate schedule stays the same (see _schedule_terms).
     """
     differences = [
         f"{kind}.{key}: checkpoint {saved.get(key)!r}, now {current.get(key)!r}"
         for kind, saved, current in (
             ("model", checkpoint["model_config"], model_config),
-            ("train", checkpoint["train_config"], train_config),
+            ("train", _schedule_terms(checkpoint["train_config"]), _schedule_terms(train_config)),
         )
         for key in sorted(set(saved) | set(current))
         if saved.get(key) != current.get(key)

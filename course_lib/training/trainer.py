@@ -19,6 +19,10 @@ One optimizer step, as `Trainer.train_step` does it:
     clip the gradients' total norm to grad_clip
     optimizer.step(); optimizer.zero_grad()         (AdamW at the scheduled learning rate)
 
+Stopping early: `request_stop()` (which `stop_on_signals` calls on Ctrl-C or SIGTERM) makes
+`run` finish the step under way, write a checkpoint and raise `TrainingStopped`, so that the run
+can continue from exactly that step.
+
 Exact resumption: a checkpoint holds the weights, AdamW's state, the step, the history and the
 random states (the batch generator's above all), so on a CPU N steps in one go and N/2 steps,
 save, load, N/2 steps give bit-identical weights. Evaluation draws its batches from a generator
@@ -29,8 +33,12 @@ training batches' random stream.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import random
+import signal
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -64,6 +72,9 @@ class Trainer:
         Every process draws the same global batch from the same generator and trains on its
         own slice, so N processes with batch_size b compute what one process with batch_size
         N·b would, and rank 0 alone evaluates, shows progress and writes checkpoints.
+    progress: report while training. In a terminal or a notebook, a progress bar and a line
+        per evaluation; when stderr is a file or a pipe (a log, a batch job), only the line per
+        evaluation, since a bar redrawn with carriage returns would fill the log.
     """
 
     def __init__(
@@ -113,6 +124,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)  # the training batches' stream
         self.step = 0
         self.history: list[dict[str, Any]] = []
+        self.stop_reason: str | None = None  # set by request_stop (e.g. from a signal handler)
         runner: torch.nn.Module = torch.compile(model) if compile else model
         if self.dist.world_size > 1:
             runner = DistributedDataParallel(runner, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -200,11 +212,15 @@ class Trainer:
 
         After each step the history gains {"step", "train_loss", "val_loss", "lr", "tokens_per_s"};
         val_loss is None except every eval_interval steps and after the last step.
+        After `request_stop()`, the step under way finishes, a checkpoint is written (when
+        there is an out_dir) and TrainingStopped is raised.
         """
         c = self.config
         until = c.max_iters if until is None else min(until, c.max_iters)
         show = self.progress and self.dist.is_main
-        with tqdm(total=until, initial=self.step, desc="training", unit="step", disable=not show) as bar:
+        bar_wanted = show and _is_interactive()
+        started = time.perf_counter()
+        with tqdm(total=until, initial=self.step, desc="training", unit="step", disable=not bar_wanted) as bar:
             while self.step < until:
                 start = time.perf_counter()
                 loss = self.train_step()
@@ -215,13 +231,42 @@ class Trainer:
                 if self.dist.is_main and (self.step % c.eval_interval == 0 or finished):
                     entry["val_loss"] = self.evaluate()
                     if show:
-                        bar.write(f"step {self.step}: train loss {loss:.4f}, val loss {entry['val_loss']:.4f}")
+                        line = f"step {self.step}: train loss {loss:.4f}, val loss {entry['val_loss']:.4f}"
+                        if not bar_wanted:  # the bar is not there to show progress and speed
+                            elapsed = datetime.timedelta(seconds=round(time.perf_counter() - started))
+                            line = (f"step {self.step}/{until}: train loss {loss:.4f}, val loss {entry['val_loss']:.4f},"
+                                    f" {tokens_per_s:,.0f} tokens/s, {elapsed} elapsed")
+                        bar.write(line, file=sys.stdout)
                 self.history.append(entry)
                 bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_s:,.0f}")
                 bar.update(1)
+                saved = False
                 if self.out_dir is not None and self.dist.is_main and (self.step % c.checkpoint_interval == 0 or finished):
                     self.save()
+                    saved = True
+                if self.step < until and self._stop_agreed():  # at `until` the run ends anyway
+                    if self.out_dir is not None and self.dist.is_main and not saved:
+                        self.save()
+                    reason, self.stop_reason = self.stop_reason or "stop requested", None  # a later run() goes on
+                    raise TrainingStopped(self.step, reason, self.checkpoint_path if self.out_dir is not None else None)
         return self.history
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask `run` to stop after the step under way (and save); safe to call from a signal handler."""
+        self.stop_reason = reason
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop now. Under torchrun every process must stop after the same step (a
+        signal reaches them at slightly different times), so they agree on it: any one asking
+        is enough."""
+        if self.dist.world_size == 1:
+            return self.stop_reason is not None
+        flag = torch.tensor(float(self.stop_reason is not None), device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        agreed = flag.item() > 0
+        if agreed and self.stop_reason is None:
+            self.stop_reason = "another process was stopped"
+        return agreed
 
     # ---- checkpoints -------------------------------------------------------------------------
 
@@ -276,6 +321,44 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         version, internal, gauss = rng["python"]
         random.setstate((version, tuple(internal), gauss))
+
+
+class TrainingStopped(Exception):
+    """`Trainer.run` stopped early on request; `checkpoint` (or None without an out_dir) holds `step`."""
+
+    def __init__(self, step: int, reason: str, checkpoint: Path | None):
+        where = f"checkpoint {checkpoint}" if checkpoint is not None else "no checkpoint (no out_dir)"
+        super().__init__(f"stopped at step {step} ({reason}); {where}")
+        self.step, self.reason, self.checkpoint = step, reason, checkpoint
+
+
+@contextlib.contextmanager
+def stop_on_signals(trainer: Trainer, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """While inside, Ctrl-C (SIGINT) or SIGTERM asks `trainer` to stop after its current step.
+
+    The step is finished rather than abandoned halfway so that the checkpoint `run` then writes
+    continues the run exactly. A second signal stops at once (KeyboardInterrupt), for a step
+    that takes too long. The previous handlers come back on leaving. Call from the main thread.
+    """
+    previous = {number: signal.getsignal(number) for number in signals}
+
+    def handler(number: int, frame: object) -> None:
+        if trainer.stop_reason is not None:  # the second time: do not wait for the step
+            raise KeyboardInterrupt
+        trainer.request_stop(signal.Signals(number).name)
+
+    for number in signals:
+        signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def _is_interactive() -> bool:
+    """Whether a progress bar can redraw in place: stderr is a terminal, or this is a notebook."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
 def _autocast_dtype(device: torch.device) -> torch.dtype | None:
