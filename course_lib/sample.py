@@ -72,9 +72,9 @@ def sample(args: argparse.Namespace) -> str:
     ids = tokenizer.encode(args.prompt)
     if not ids:
         raise ValueError("the prompt is empty: give at least one character, e.g. --prompt 'ROMEO:'")
-    idx = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
+    prompt = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    out = model.generate(idx, args.max_new_tokens, args.temperature, args.top_k, generator, top_p=args.top_p)  # (1, T + new)
+    out = model.generate(prompt, args.max_new_tokens, args.temperature, args.top_k, generator, top_p=args.top_p)  # (1, T + new)
     return tokenizer.decode(out[0].tolist())
 
 

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import torch
 
-from .data import DatasetUnavailableError, load_text
+from .datasets import DatasetUnavailableError, load_text
 from .device import DEVICE_ENV, _best_available, get_device
 from .model import GPT
+from .tokenization import tokenizer_from_dict
 from .training import (
     RECIPES,
     CheckpointError,
@@ -42,8 +43,6 @@ from .training import (
     load_checkpoint,
     shutdown_distributed,
     split_data,
-    tokenizer_from_state,
-    vocab_size_of,
 )
 from .training.trainer import CHECKPOINT_NAME, TrainingStopped, stop_on_signals
 
@@ -193,12 +192,12 @@ def run(args: argparse.Namespace) -> None:
     try:
         text = load_text(recipe.dataset)
         if checkpoint is not None:
-            tokenizer = tokenizer_from_state(checkpoint["tokenizer"])
+            tokenizer = tokenizer_from_dict(checkpoint["tokenizer"])
         else:
             tokenizer = build_tokenizer(text, recipe.tokenizer, recipe.bpe_vocab_size)
         train_data, val_data = split_data(tokenizer.encode(text), recipe.val_fraction)
         torch.manual_seed(config.seed)  # the same initial weights on every process
-        model = GPT(recipe.model_config(vocab_size_of(tokenizer)))
+        model = GPT(recipe.model_config(tokenizer.vocab_size))
         trainer = Trainer(
             model, train_data, val_data, config, device=device, out_dir=out_dir, tokenizer=tokenizer,
             recipe=recipe.name, compile=args.compile, progress=not args.no_progress, distributed=info,

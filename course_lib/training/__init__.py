@@ -19,7 +19,7 @@ course_lib.tokenization; CharTokenizer is re-exported here for the chapters that
 
 from .checkpoint import CheckpointError, check_same_config, load_checkpoint, load_model, save_checkpoint
 from ..tokenization import CharTokenizer
-from .data import build_tokenizer, get_batch, split_data, tokenizer_from_state, tokenizer_state, vocab_size_of
+from .data import build_tokenizer, get_batch, split_data
 from .evaluation import perplexity
 from .distributed import DistributedInfo, init_distributed, shutdown_distributed
 from ..loss import cross_entropy
@@ -53,8 +53,5 @@ __all__ = [
     "save_checkpoint",
     "shutdown_distributed",
     "split_data",
-    "tokenizer_from_state",
-    "tokenizer_state",
     "train_recipe",
-    "vocab_size_of",
 ]

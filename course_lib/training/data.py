@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from ..tokenization import BPETokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict
+from ..tokenization import BPETokenizer, CharTokenizer, Tokenizer
 
 
 def build_tokenizer(text: str, kind: str = "char", vocab_size: int | None = None) -> Tokenizer:
@@ -35,19 +35,6 @@ def build_tokenizer(text: str, kind: str = "char", vocab_size: int | None = None
         tokenizer.train(text, vocab_size)
         return tokenizer
     raise ValueError(f"unknown tokenizer kind {kind!r}: use 'char' or 'bpe'")
-
-
-# Old names, kept only while course_lib/train.py and training/trainer.py still import them: use
-# `tokenizer.vocab_size`, `tokenizer.to_dict()` and `tokenizer_from_dict(state)` instead.
-tokenizer_from_state = tokenizer_from_dict
-
-
-def tokenizer_state(tokenizer: Tokenizer) -> dict:
-    return tokenizer.to_dict()
-
-
-def vocab_size_of(tokenizer: Tokenizer) -> int:
-    return tokenizer.vocab_size
 
 
 def split_data(ids: torch.Tensor | list[int], val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -51,7 +51,8 @@ from tqdm.auto import tqdm
 from ..device import get_device
 from ..model import GPT
 from .checkpoint import check_same_config, save_checkpoint
-from .data import Tokenizer, get_batch, tokenizer_state
+from ..tokenization import Tokenizer
+from .data import get_batch
 from .distributed import DistributedInfo
 from .optim import configure_optimizer
 from .recipes import TrainConfig
@@ -286,7 +287,7 @@ class Trainer:
             "model_config": asdict(self.model.config),
             "train_config": asdict(self.config),
             "recipe": self.recipe,
-            "tokenizer": None if self.tokenizer is None else tokenizer_state(self.tokenizer),
+            "tokenizer": None if self.tokenizer is None else self.tokenizer.to_dict(),
             "history": self.history,
             "rng": {
                 "batches": self.generator.get_state(),
