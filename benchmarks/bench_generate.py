@@ -17,6 +17,7 @@ length, since an uncached step costs more as the sequence grows and a cached one
 
     python benchmarks/bench_generate.py [--lengths 64 128 256] [--repeats 5] [--threads 2] [--modes greedy sample]
     python benchmarks/bench_generate.py --quick        # a toy size, to check that it runs
+    python benchmarks/bench_generate.py --device cuda  # on a GPU (--threads then only sets the CPU's)
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def runners(ours: GPT, peer: GPT2LMHeadModel, prompt: torch.Tensor, mode: str) -
     mode "greedy": always the likeliest token (course_lib's temperature 0, transformers'
     do_sample=False); "sample": temperature 1, top-k, then top-p, one torch.multinomial draw.
     """
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator(prompt.device).manual_seed(0)
     ours_settings = dict(temperature=0.0) if mode == "greedy" else dict(temperature=1.0, top_k=TOP_K, top_p=TOP_P)
     peer_settings = dict(do_sample=False) if mode == "greedy" else dict(do_sample=True, temperature=1.0, top_k=TOP_K, top_p=TOP_P)
 
@@ -98,14 +99,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads, the same for both libraries")
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["greedy", "sample"])
     parser.add_argument("--quick", action="store_true", help="a toy model, lengths 4 and 8, one repeat")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where both models run")
     args = parser.parse_args()
     if args.quick:
         args.lengths, args.repeats = [4, 8], 1
     torch.set_num_threads(args.threads)
 
     shape = shapes(args.quick)
-    ours, peer = build_models(shape)
+    device = torch.device(args.device)
+    ours, peer = (model.to(device) for model in build_models(shape))
     prompt = torch.randint(0, shape["vocab_size"], (1, PROMPT_TOKENS), generator=torch.Generator().manual_seed(1))
+    prompt = prompt.to(device)
     runs = {mode: runners(ours, peer, prompt, mode) for mode in args.modes}
     for by_name in runs.values():  # warm up: first calls allocate, and transformers builds its processors
         for run in by_name.values():
@@ -119,6 +123,8 @@ def main() -> None:
                 for name, run in by_name.items():
                     start = time.perf_counter()
                     out = run(n)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
                     seconds[mode, name, n].append(time.perf_counter() - start)
                     assert out.shape == (1, PROMPT_TOKENS + n), (mode, name, tuple(out.shape))
         print(f"repeat {repeat + 1}/{args.repeats} done", file=sys.stderr, flush=True)
@@ -126,7 +132,7 @@ def main() -> None:
     n_params = sum(p.numel() for p in ours.parameters())
     print(f"shape: {shape['n_layers']} layers, width {shape['d_model']}, {shape['n_heads']} heads, vocabulary"
           f" {shape['vocab_size']:,}, block {shape['block_size']} ({n_params:,} parameters, random weights)")
-    print(f"batch 1, {PROMPT_TOKENS}-token prompt; median of {args.repeats}; {args.threads} thread(s);"
+    print(f"batch 1, {PROMPT_TOKENS}-token prompt; median of {args.repeats}; on {device}; {args.threads} thread(s);"
           f" torch {torch.__version__}, transformers {transformers.__version__}, Python {platform.python_version()},"
           f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     for mode, by_name in runs.items():

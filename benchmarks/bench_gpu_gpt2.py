@@ -75,12 +75,7 @@ def main() -> None:
     compile_ = not args.no_compile
     trainer = Trainer(model, data, data, train, device=device, compile=compile_, progress=False)
 
-    flash = contextlib.nullcontext()
-    if device.type == "cuda":
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        flash = sdpa_kernel(SDPBackend.FLASH_ATTENTION)  # fail loudly if flash attention cannot run
-    with flash:
+    with flash_attention(device):
         for _ in range(args.warmup_steps):
             trainer.train_step()
         if device.type == "cuda":
@@ -104,8 +99,17 @@ def main() -> None:
     if device.type == "cuda":
         print(f"peak memory: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
     if args.profile:
-        with flash:
+        with flash_attention(device):
             profile_steps(trainer, device)
+
+
+def flash_attention(device: torch.device) -> contextlib.AbstractContextManager:
+    """On a GPU, require flash attention (fail loudly if it cannot run); elsewhere nothing."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(SDPBackend.FLASH_ATTENTION)
 
 
 def profile_steps(trainer: Trainer, device: torch.device, steps: int = 3) -> None:

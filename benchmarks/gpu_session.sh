@@ -5,7 +5,10 @@
 #      the CUDA kernels, flash attention and bf16 autocast against torch.nn;
 #   2. the training CLI on the GPU: a short shakespeare-char-tiny run (bf16 autocast, the fused
 #      AdamW) that writes a checkpoint, then a sample from that checkpoint;
-#   3. bench_gpu_gpt2.py: GPT-2 small (124M), bf16, flash attention, torch.compile: tokens/s, MFU.
+#   3. bench_gpu_gpt2.py: GPT-2 small (124M), bf16, flash attention, torch.compile: tokens/s, MFU,
+#      and a profile of where a step's time goes;
+#   4. bench_generate.py on the GPU: generate with and without the key-value cache, beside
+#      transformers' GPT2LMHeadModel.generate (the image has transformers).
 #
 # Everything it prints also goes to files in $OUT (default: gpu-session-out/), one per part.
 # Without a GPU it runs the same parts at toy size on the CPU, as a check of the script itself.
@@ -62,5 +65,10 @@ rm -rf "$CKPT_DIR"
 
 echo "== 3. bench_gpu_gpt2.py on $DEVICE" | tee "$OUT/bench_gpu_gpt2.txt"
 "$PYTHON" benchmarks/bench_gpu_gpt2.py --profile "${BENCH_ARGS[@]}" 2>&1 | tee -a "$OUT/bench_gpu_gpt2.txt" || status=1
+
+echo "== 4. bench_generate.py on $DEVICE" | tee "$OUT/bench_generate.txt"
+GEN_ARGS=(--device "$DEVICE" --repeats 3)
+[ "$DEVICE" = cpu ] && GEN_ARGS=(--quick)
+"$PYTHON" benchmarks/bench_generate.py "${GEN_ARGS[@]}" 2>&1 | tee -a "$OUT/bench_generate.txt" || status=1
 
 exit $status
