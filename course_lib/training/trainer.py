@@ -358,8 +358,11 @@ def stop_on_signals(trainer: Trainer, signals: tuple[int, ...] = (signal.SIGINT,
 
 
 def _is_interactive() -> bool:
-    """Whether a progress bar can redraw in place: stderr is a terminal, or this is a notebook."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    """Whether someone watches the bar: stderr is a terminal, or this runs in a Jupyter kernel
+    (its shell, not merely its modules: a program that imported ipykernel is not a notebook)."""
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    return sys.stderr.isatty() or type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _autocast_dtype(device: torch.device) -> torch.dtype | None:
