@@ -14,6 +14,10 @@ the way a learner's submission with those answers would look.
 """
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -123,3 +127,26 @@ def notebook_with(tmp_path: Path) -> Callable[..., Path]:
         return write_notebook_with(tmp_path / name, answers, base)
 
     return write
+
+
+def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    """`nbgrader ARGS` in the course directory `course`, with the venv's bin/ first on PATH
+    (nbgrader runs `alembic` for the gradebook, and the kernel it starts is the venv's python3)."""
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
+                          text=True, timeout=240, check=False)
+    assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.fixture(scope="session")
+def generated_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A course directory (nbgrader_config.py and a copy of solutions/) in which nbgrader has
+    generated every assignment's release: what tests/test_exercises_generated.py compares with
+    exercises/, and where tests/test_nbgrader_end_to_end.py hands in and autogrades."""
+    course = tmp_path_factory.mktemp("course")
+    shutil.copy(REPO / "nbgrader_config.py", course)  # its root and sqlite gradebook: this folder
+    for solution in sorted(path for path in (REPO / "solutions").iterdir() if path.is_dir()):
+        shutil.copytree(solution, course / "solutions" / solution.name)
+        nbgrader(course, "generate_assignment", solution.name, "--force")
+    return course

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import nbgrader
 from submission_notebooks import ASSIGNMENTS, points_of, submission_notebook
 
-REPO = Path(__file__).resolve().parent.parent
 # The tasks the "partial" student solved: each a set whose checks do not need the unsolved tasks.
 PARTLY_SOLVED = {
     "01_bpe": {"get_pair_counts", "merge", "decode"},
@@ -53,24 +51,12 @@ def expected_scores(name: str) -> dict[str, int]:
     }
 
 
-def run(course: Path, *args: str) -> subprocess.CompletedProcess:
-    """A command in the course directory, with the venv's bin/ first on PATH (nbgrader runs
-    `alembic` for the gradebook, and the kernel it starts is the venv's python3)."""
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    done = subprocess.run(args, cwd=course, env=env, capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
 @pytest.fixture(scope="module")
-def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A course directory after generate, hand-in, autograde and feedback of every exercise, then export."""
-    course = tmp_path_factory.mktemp("course")
-    shutil.copy(REPO / "nbgrader_config.py", course)  # its root and sqlite gradebook: this folder
-    nbgrader = [sys.executable, "-m", "nbgrader"]
+def course(generated_course: Path) -> Path:
+    """The course directory in which every exercise was generated (conftest.py), after hand-in,
+    autograde and feedback of every exercise, then export."""
+    course = generated_course
     for name, assignment in ASSIGNMENTS.items():
-        shutil.copytree(REPO / "solutions" / name, course / "solutions" / name)
-        run(course, *nbgrader, "generate_assignment", name, "--force")
         # Each student hands in the notebook just released, with some answers filled in.
         released = course / "exercises" / name / assignment.notebook
         for student, answered in [
@@ -85,9 +71,9 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 notebook["cells"].append({"cell_type": "code", "id": "their-own", "metadata": {}, "outputs": [],
                                           "execution_count": None, "source": SCRIPT_OUTPUT})
             target.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
-        run(course, *nbgrader, "autograde", name, "--force")
-        run(course, *nbgrader, "generate_feedback", name, "--force")
-    run(course, *nbgrader, "export", "--to", "grades.csv")
+        nbgrader(course, "autograde", name, "--force")
+        nbgrader(course, "generate_feedback", name, "--force")
+    nbgrader(course, "export", "--to", "grades.csv")
     return course
 
 
@@ -131,3 +117,20 @@ def test_batch_grader_agrees_with_nbgrader(course: Path, name: str) -> None:
     assert done.returncode == 0, done.stderr
     totals = {line["student"]: line["score"] for line in map(json.loads, done.stdout.splitlines())}
     assert totals == expected_scores(name)
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_run_all_on_the_untouched_release_reaches_every_check_cell(course: Path, name: str) -> None:
+    # The empty student's notebook is the release as handed out, run top to bottom by autograde as
+    # "Run All" runs it: each Try it cell that calls an unwritten function raises (it is tagged
+    # raises-exception, so Jupyter goes on too), and every check cell reports its task at 0
+    # instead of never running.
+    path = course / "autograded" / "empty" / name / ASSIGNMENTS[name].notebook
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    checks = [cell for cell in cells if cell["metadata"].get("nbgrader", {}).get("grade")]
+    assert checks
+    for cell in checks:
+        printed = "".join("".join(output.get("text", "")) for output in cell["outputs"] if output["output_type"] == "stream")
+        assert f"{name} · " in printed and ": 0 / " in printed, printed
+    raised = [cell for cell in cells if any(output["output_type"] == "error" for output in cell.get("outputs", []))]
+    assert raised and all("raises-exception" in cell["metadata"].get("tags", []) for cell in raised)
