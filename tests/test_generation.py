@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.device import get_device
-from course_lib.generation import sample_next_token
+from course_lib.generation import outside_nucleus, sample_next_token
 from course_lib.model import GPT, GPTConfig
 from course_lib.training import perplexity
 
@@ -64,6 +64,29 @@ def test_draws_are_torch_multinomial_of_the_kept_probabilities():
     probs = torch.softmax(scaled.masked_fill(~kept, float("-inf")), dim=-1).float()
     want = torch.multinomial(probs, 1, generator=torch.Generator(DEVICE).manual_seed(5)).squeeze(-1)
     assert torch.equal(got, want)
+
+
+def test_the_nucleus_ranks_only_the_candidates_yet_drops_what_a_ranking_of_the_whole_row_drops():
+    """outside_nucleus ranks only the tokens still finite (about k after top-k); the tokens it drops
+    are those a stable ranking of the whole row by probability drops, ties (by token id) included."""
+    generator = torch.Generator().manual_seed(7)
+    for trial in range(200):
+        B, V = (1, 50257) if trial == 0 else (3, int(torch.randint(1, 300, (1,), generator=generator)))
+        # Integer logits in a narrow range: many exact ties, also at the edge of the nucleus.
+        logits = torch.randint(-3, 3, (B, V), generator=generator).float()
+        k = int(torch.randint(1, V + 1, (1,), generator=generator))
+        if trial % 3:  # as after top-k: all but the k best (and their ties) are -inf
+            kth_best = torch.topk(logits, k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth_best, float("-inf"))
+        top_p = [0.05, 0.5, 0.9, 0.95, 1.0][trial % 5]
+        probs = torch.softmax(logits, dim=-1)
+        ranked = torch.sort(probs, dim=-1, descending=True, stable=True)  # the whole row
+        mass_before = ranked.values.cumsum(dim=-1) - ranked.values
+        want = torch.empty_like(logits, dtype=torch.bool).scatter(-1, ranked.indices, mass_before >= top_p)
+        removed = logits == float("-inf")  # by top-k: out either way
+        got = outside_nucleus(logits.to(DEVICE), top_p).cpu()
+        assert torch.equal(got | removed, want | removed), (trial, B, V, k, top_p)
+        assert not got.all(dim=-1).any()  # at least one token stays in every row
 
 
 def test_degenerate_inputs_and_bad_arguments():

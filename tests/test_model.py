@@ -314,6 +314,15 @@ def test_generate_zero_tokens_returns_the_prompt_and_rejects_negative():
         model.generate(prompt, -1)
 
 
+def test_generated_text_can_be_trained_on():
+    """generate runs in inference mode; what it returns must still work as training data."""
+    model = make(**TINY)
+    out = model.generate(random_ids(model.config, B=2, T=3), 6)
+    _, loss = model(out[:, :-1], out[:, 1:])
+    loss.backward()
+    assert model.tok_emb.weight.grad is not None
+
+
 # --------------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------------
