@@ -264,6 +264,7 @@ class MultiHeadSelfAttention(nn.Module):
     - fast=False runs this module's `scaled_dot_product_attention` with a `causal_mask`: the
       computation the chapter explains, kept for reading and for drawing the weights.
     forward(x, return_weights=True) always takes the second path and also returns the weights.
+    The four projections take `fast` too (`F.linear` or the written-out `linear`).
 
     rope_theta: None for no rotary embeddings (GPT-2); a base such as 10000.0 (Llama 2) or
     500000.0 (Llama 3) to turn queries and keys by `apply_rotary` before attending. The tokens
@@ -310,10 +311,10 @@ class MultiHeadSelfAttention(nn.Module):
         self.fast = fast
         self.rope_theta = rope_theta
         kv_dim = n_kv_heads * self.head_dim
-        self.q_proj = Linear(d_model, d_model, bias=bias, device=device, dtype=dtype)
-        self.k_proj = Linear(d_model, kv_dim, bias=bias, device=device, dtype=dtype)
-        self.v_proj = Linear(d_model, kv_dim, bias=bias, device=device, dtype=dtype)
-        self.out_proj = Linear(d_model, d_model, bias=bias, device=device, dtype=dtype)
+        self.q_proj = Linear(d_model, d_model, bias=bias, fast=fast, device=device, dtype=dtype)
+        self.k_proj = Linear(d_model, kv_dim, bias=bias, fast=fast, device=device, dtype=dtype)
+        self.v_proj = Linear(d_model, kv_dim, bias=bias, fast=fast, device=device, dtype=dtype)
+        self.out_proj = Linear(d_model, d_model, bias=bias, fast=fast, device=device, dtype=dtype)
 
     def forward(
         self,

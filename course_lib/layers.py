@@ -8,8 +8,8 @@ its `forward` or in a function beside it, so that a reader can check it by hand:
     >>> with torch.no_grad():
     ...     layer.weight[:] = torch.tensor([[1.0, 2.0]])     # (out_features, in_features)
     ...     layer.bias[:] = 0.5
-    >>> layer(torch.tensor([3.0, 4.0]))                       # 1*3 + 2*4 + 0.5
-    tensor([11.5000], grad_fn=<AddBackward0>)
+    >>> layer(torch.tensor([3.0, 4.0])).tolist()              # 1*3 + 2*4 + 0.5
+    [11.5]
 
 Every layer acts on the last dimension and accepts any number of leading dimensions, so the same
 `Linear` maps one vector (C,), a sequence (T, C) or a batch of sequences (B, T, C).
@@ -26,7 +26,7 @@ The GPT model configures its feed-forward block with `MLP` (GPT-2: GELU, with bi
 `SwiGLU` (Llama: a gated SiLU, no biases), and its normalisation with `LayerNorm` or `RMSNorm`.
 
 Two paths, one result. Every computation with a fused PyTorch kernel is written out here as a
-function (`layer_norm`, `rms_norm`, `relu`, `gelu`, `silu`), and the module that uses it chooses
+function (`linear`, `layer_norm`, `rms_norm`, `relu`, `gelu`, `silu`), and the module that uses it chooses
 between the two in one line of its `forward`:
 
     y = F.layer_norm(x, ...) if self.fast else layer_norm(x, ...)
@@ -95,18 +95,37 @@ def _at_least_float32(x: torch.Tensor, *parameters: torch.Tensor | None) -> list
 # --------------------------------------------------------------------------------------------
 
 
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x Wᵀ + b, written out: (..., in_features) -> (..., out_features); the twin of `F.linear`.
+
+        >>> linear(torch.tensor([3.0, 4.0]), torch.tensor([[1.0, 2.0]]), torch.tensor([0.5]))
+        tensor([11.5000])
+    """
+    y = x @ weight.T  # (..., in) @ (in, out) -> (..., out)
+    if bias is not None:
+        # Under autocast `y` is bfloat16; casting the bias keeps it so (a no-op otherwise).
+        y = y + bias.to(y.dtype)  # (..., out) + (out,) broadcasts over the leading dims
+    return y
+
+
 class Linear(nn.Module):
     """y = x Wᵀ + b: every output is a weighted sum of all inputs, plus a bias.
 
     The weight has shape (out_features, in_features), as in `torch.nn.Linear`, so row i of the
     weight holds the coefficients of output i. With in_features=2, out_features=1,
     W = [[1, 2]] and b = [0.5]: Linear(x=[3, 4]) = 1*3 + 2*4 + 0.5 = [11.5].
+    fast=True (the default) computes it with `F.linear`, which adds the bias inside the matrix
+    product (one kernel instead of two, forward and backward).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Device = None, dtype: Dtype = None):
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, fast: bool = True, device: Device = None,
+        dtype: Dtype = None,
+    ):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
+        self.fast = fast
         self.weight = nn.Parameter(torch.empty(out_features, in_features, device=device, dtype=dtype))
         self.bias = nn.Parameter(torch.empty(out_features, device=device, dtype=dtype)) if bias else None
         self.reset_parameters()
@@ -126,15 +145,12 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_features("Linear", x, self.in_features, self.weight.dtype)
-        y = x @ self.weight.T  # (..., in) @ (in, out) -> (..., out)
-        if self.bias is not None:
-            # Under autocast `y` is bfloat16; casting the bias keeps it so (a no-op otherwise).
-            y = y + self.bias.to(y.dtype)  # (..., out) + (out,) broadcasts over the leading dims
-        return y
+        return F.linear(x, self.weight, self.bias) if self.fast else linear(x, self.weight, self.bias)  # (..., out)
 
     def extra_repr(self) -> str:
         return (
-            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None},"
+            f" fast={self.fast}"
         )
 
 
@@ -405,7 +421,7 @@ class MLP(nn.Module):
 
     Each position is transformed on its own (attention is where positions mix). GPT-2 uses
     d_hidden = 4 · d_model and GELU. With d_model=768 that is 768·3072 + 3072 + 3072·768 + 768
-    = 4,722,432 parameters per block, about two thirds of the block. `fast` goes to the activation.
+    = 4,722,432 parameters per block, about two thirds of the block. `fast` goes to every part.
     """
 
     def __init__(
@@ -419,9 +435,9 @@ class MLP(nn.Module):
                 f" (for Llama's gated feed-forward use SwiGLU)"
             )
         d_hidden = 4 * d_model if d_hidden is None else d_hidden
-        self.up_proj = Linear(d_model, d_hidden, bias=bias, device=device, dtype=dtype)
+        self.up_proj = Linear(d_model, d_hidden, bias=bias, fast=fast, device=device, dtype=dtype)
         self.act = ACTIVATIONS[activation](fast=fast)
-        self.down_proj = Linear(d_hidden, d_model, bias=bias, device=device, dtype=dtype)
+        self.down_proj = Linear(d_hidden, d_model, bias=bias, fast=fast, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.up_proj(x))  # (..., d_model) -> (..., d_hidden)
@@ -435,7 +451,7 @@ class SwiGLU(nn.Module):
     other passes. With three weight matrices instead of two, d_hidden ≈ (2/3) · 4 · d_model
     spends as many parameters as a 4x MLP: Llama 2 7B has d_model 4096 and d_hidden 11008
     (that, rounded up to a multiple of 256). No biases by default, as in Llama; the names match
-    Hugging Face's Llama checkpoints. fast=True (the default) computes the SiLU with `F.silu`.
+    Hugging Face's Llama checkpoints. fast=True (the default) uses `F.silu` and `F.linear`.
     """
 
     def __init__(
@@ -444,9 +460,9 @@ class SwiGLU(nn.Module):
     ):
         super().__init__()
         self.act = SiLU(fast=fast)
-        self.gate_proj = Linear(d_model, d_hidden, bias=bias, device=device, dtype=dtype)
-        self.up_proj = Linear(d_model, d_hidden, bias=bias, device=device, dtype=dtype)
-        self.down_proj = Linear(d_hidden, d_model, bias=bias, device=device, dtype=dtype)
+        self.gate_proj = Linear(d_model, d_hidden, bias=bias, fast=fast, device=device, dtype=dtype)
+        self.up_proj = Linear(d_model, d_hidden, bias=bias, fast=fast, device=device, dtype=dtype)
+        self.down_proj = Linear(d_hidden, d_model, bias=bias, fast=fast, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.gate_proj(x)) * self.up_proj(x)  # (..., d_model) -> (..., d_hidden)

@@ -59,8 +59,8 @@ class GPTConfig:
     None means 4 · d_model for an MLP, and for SwiGLU 8/3 · d_model rounded up to a multiple of 8,
     which spends about as many parameters with three matrices as the MLP does with two.
     See the module docstring for the switches (norm, mlp, rope_theta, n_kv_heads, bias,
-    tie_weights). fast=False runs the written-out code of chapters 2 and 3 (attention, norms,
-    activations) instead of PyTorch's fused kernels (F.scaled_dot_product_attention,
+    tie_weights). fast=False runs the written-out code of chapters 2 and 3 (linear layers, attention,
+    norms, activations) instead of PyTorch's fused kernels (F.scaled_dot_product_attention,
     F.layer_norm, F.gelu, ...): slower, the same numbers to float32 rounding.
     """
 
@@ -181,7 +181,7 @@ class GPT(nn.Module):
         self.pos_emb = Embedding(config.block_size, config.d_model) if config.rope_theta is None else None
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layers)])
         self.final_norm = _norm(config)
-        self.lm_head = Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.d_model, config.vocab_size, bias=False, fast=config.fast)
         if config.tie_weights:
             # One (vocab_size, d_model) matrix both reads tokens in and scores them out.
             self.lm_head.weight = self.tok_emb.weight

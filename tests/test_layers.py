@@ -2,7 +2,7 @@
 
 References: each torch.nn counterpart (nn.Linear, nn.Embedding, nn.LayerNorm, nn.RMSNorm, nn.ReLU,
 nn.GELU, nn.SiLU) loaded with our layer's state_dict, so the parameter names must agree too;
-the written-out functions (layer_norm, rms_norm, relu, gelu, silu) are what is compared, never
+the written-out functions (linear, layer_norm, rms_norm, relu, gelu, silu) are what is compared, never
 PyTorch's fused kernel with PyTorch (fast=True is tested where our code surrounds the kernel:
 the norms' dtype handling, the MLP's wiring);
 hand-computed values where the formula is short; the moments of the default initialisation
@@ -78,14 +78,15 @@ def assert_same_function(ours: nn.Module, ref: nn.Module, x: torch.Tensor) -> No
 @pytest.mark.parametrize("leading", LEADING)
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_matches_torch(leading, bias):
-    ours = Linear(6, 5, bias=bias, device=DEVICE)
+    ours = Linear(6, 5, bias=bias, fast=False, device=DEVICE)
     ref = nn.Linear(6, 5, bias=bias, device=DEVICE)
     ref.load_state_dict(ours.state_dict())
     assert_same_function(ours, ref, torch.randn(*leading, 6, device=DEVICE))
 
 
-def test_linear_hand_example():
-    layer = Linear(2, 1, device=DEVICE)
+@both_paths
+def test_linear_hand_example(fast):
+    layer = Linear(2, 1, fast=fast, device=DEVICE)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[1.0, 2.0]]))
         layer.bias.fill_(0.5)
@@ -128,7 +129,7 @@ def test_linear_init_statistics():
 
 def test_linear_under_autocast_matches_torch():
     """Under torch.autocast, float32 weights meet lower-precision activations by design."""
-    ours = Linear(16, 8, device=DEVICE)
+    ours = Linear(16, 8, fast=False, device=DEVICE)
     ref = nn.Linear(16, 8, device=DEVICE)
     ref.load_state_dict(ours.state_dict())
     x = torch.randn(4, 16, device=DEVICE)
