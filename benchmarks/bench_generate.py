@@ -6,8 +6,9 @@ peer is Hugging Face transformers' `GPT2LMHeadModel.generate` on a model of the 
 (`GPT2Config`, the same parameter count, checked), with its key-value cache. Both decode the
 same way, batch 1, from the same 16-token prompt, in two modes: greedy (the model and the loop
 alone) and sampling with temperature 1, top-k 50, then top-p 0.95 (which adds, on both sides,
-a sort and a torch.multinomial draw over all 50,257 entries per token). The peer's end-of-text
-token is switched off so that it always makes every token.
+a torch.multinomial draw over all 50,257 entries per token; for top-p transformers sorts all
+50,257 logits, course_lib ranks only the 50 that top-k left). The peer's end-of-text token is
+switched off so that it always makes every token.
 
 Rows are numbers of new tokens. course_lib's cached `generate`, its uncached one (each step runs
 the whole sequence again) and the peer alternate within each repeat, so a change in the
