@@ -1,6 +1,6 @@
 """What every tokenizer of the course offers, and how to rebuild one from its saved form.
 
-The training code, checkpoints and `course_lib.sample` only use these five members, so they
+The training code, checkpoints and `course_lib.cli.sample` only use these five members, so they
 work the same with a `CharTokenizer` and a `BPETokenizer` (and anything else that has them):
 
     vocab_size            how many ids there are: the rows of the model's embedding table

@@ -4,7 +4,7 @@
     >>> recipe.tokenizer, recipe.train.max_iters > 0
     ('char', True)
 
-`python -m course_lib.train --preset NAME` trains a recipe; a checkpoint stores the recipe's
+`python -m course_lib.cli.train --preset NAME` trains a recipe; a checkpoint stores the recipe's
 settings so that resuming with different ones is caught. From Python, `train_recipe(name,
 out_dir)` runs the same training, and `load_or_train(name)` returns a recipe's trained model,
 training it only when no finished checkpoint of that recipe is kept (chapter 4 of the book
@@ -148,12 +148,12 @@ def recipe_checkpoint_path(name: str) -> Path:
 def train_recipe(
     name: str, out_dir: str | Path, progress: bool = False, device: str | torch.device | None = None
 ) -> Trainer:
-    """Train recipe `name` from scratch, as `python -m course_lib.train --preset NAME --out DIR` does.
+    """Train recipe `name` from scratch into out_dir, as the command line does.
 
-    The same text, tokenizer, split, initial weights (torch's seed set to the recipe's) and
-    settings; the checkpoint is written to out_dir/ckpt.pt every checkpoint_interval steps and
-    after the last. Returns the Trainer, whose `history` holds the losses. The tiny recipe takes
-    a few seconds:
+    As `python -m course_lib.cli.train --preset NAME --out DIR`: the same text, tokenizer, split,
+    initial weights (torch's seed set to the recipe's) and settings; the checkpoint is written
+    to out_dir/ckpt.pt every checkpoint_interval steps and after the last. Returns the Trainer,
+    whose `history` holds the losses. The tiny recipe takes a few seconds:
 
         >>> with tempfile.TemporaryDirectory() as out_dir:
         ...     trainer = train_recipe("shakespeare-char-tiny", out_dir)

@@ -1,9 +1,9 @@
 """Train a GPT from a named recipe, on a CPU, a GPU, or several processes under torchrun.
 
-    python -m course_lib.train --preset shakespeare-char                  # about 2 minutes on 2 cores
-    python -m course_lib.train --preset shakespeare-char --resume         # continue out/shakespeare-char
-    python -m course_lib.train --preset shakespeare-char-tiny --max-iters 50 --out /tmp/toy
-    torchrun --nproc_per_node 2 -m course_lib.train --preset shakespeare-char --batch-size 6
+    python -m course_lib.cli.train --preset shakespeare-char           # about 2 minutes on 2 cores
+    python -m course_lib.cli.train --preset shakespeare-char --resume  # continue out/shakespeare-char
+    python -m course_lib.cli.train --preset shakespeare-char-tiny --max-iters 50 --out /tmp/toy
+    torchrun --nproc_per_node 2 -m course_lib.cli.train --preset shakespeare-char --batch-size 6
 
 The checkpoint (DIR/ckpt.pt) is rewritten every checkpoint_interval steps, after the last, and
 when the run is stopped with Ctrl-C or SIGTERM (after the step under way): start it again with
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from .datasets import DatasetUnavailableError, load_text
-from .device import DEVICE_ENV, _best_available, get_device
-from .model import GPT
-from .tokenization import tokenizer_from_dict
-from .training import (
+from ..datasets import DatasetUnavailableError, load_text
+from ..device import DEVICE_ENV, _best_available, get_device
+from ..model import GPT
+from ..tokenization import tokenizer_from_dict
+from ..training import (
     RECIPES,
     CheckpointError,
     Recipe,
@@ -44,7 +44,7 @@ from .training import (
     shutdown_distributed,
     split_data,
 )
-from .training.trainer import CHECKPOINT_NAME, TrainingStopped, stop_on_signals
+from ..training.trainer import CHECKPOINT_NAME, TrainingStopped, stop_on_signals
 
 
 def positive_int(text: str) -> int:
@@ -79,7 +79,7 @@ def device_from_args(requested: str | None) -> torch.device:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib.train", description=textwrap.fill(__doc__.splitlines()[0], 78),
+        prog="python -m course_lib.cli.train", description=textwrap.fill(__doc__.splitlines()[0], 78),
         epilog=presets_table(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", required=True, choices=sorted(RECIPES), help="the training recipe (see below)")
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace) -> None:
             last = history[-1] if history else {"step": trainer.step, "val_loss": None}
             val = "" if last["val_loss"] is None else f", validation loss {last['val_loss']:.4f}"
             print(f"done: step {last['step']}{val}; checkpoint {path}")
-            print(f"sample from it: python -m course_lib.sample --checkpoint {out_dir}")
+            print(f"sample from it: python -m course_lib.cli.sample --checkpoint {out_dir}")
     finally:
         shutdown_distributed()
 
@@ -250,7 +250,7 @@ def next_save(step: int, config: TrainConfig) -> int:
 
 
 def resume_command(recipe: Recipe, out_dir: Path) -> str:
-    return f"python -m course_lib.train --preset {recipe.name} --out {out_dir} --resume"
+    return f"python -m course_lib.cli.train --preset {recipe.name} --out {out_dir} --resume"
 
 
 def main(argv: list[str] | None = None) -> int:
