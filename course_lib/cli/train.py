@@ -28,22 +28,19 @@ from pathlib import Path
 
 import torch
 
-from ..datasets import DatasetUnavailableError, load_text
+from ..datasets import DatasetUnavailableError
 from ..device import DEVICE_ENV, _best_available, get_device
-from ..model import GPT
 from ..tokenization import tokenizer_from_dict
 from ..training import (
     RECIPES,
     CheckpointError,
     Recipe,
     TrainConfig,
-    Trainer,
-    build_tokenizer,
     init_distributed,
     load_checkpoint,
     shutdown_distributed,
-    split_data,
 )
+from ..training.recipes import recipe_trainer
 from ..training.trainer import CHECKPOINT_NAME, TrainingStopped, stop_on_signals
 
 
@@ -190,17 +187,10 @@ def run(args: argparse.Namespace) -> None:
 
     info, device = init_distributed(device)
     try:
-        text = load_text(recipe.dataset)
-        if checkpoint is not None:
-            tokenizer = tokenizer_from_dict(checkpoint["tokenizer"])
-        else:
-            tokenizer = build_tokenizer(text, recipe.tokenizer, recipe.bpe_vocab_size)
-        train_data, val_data = split_data(tokenizer.encode(text), recipe.val_fraction)
-        torch.manual_seed(config.seed)  # the same initial weights on every process
-        model = GPT(recipe.model_config(tokenizer.vocab_size))
-        trainer = Trainer(
-            model, train_data, val_data, config, device=device, out_dir=out_dir, tokenizer=tokenizer,
-            recipe=recipe.name, compile=args.compile, progress=not args.no_progress, distributed=info,
+        tokenizer = tokenizer_from_dict(checkpoint["tokenizer"]) if checkpoint is not None else None
+        trainer = recipe_trainer(
+            recipe, config, out_dir, tokenizer, device=device, progress=not args.no_progress,
+            compile=args.compile, distributed=info,
         )
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint, path)
@@ -208,7 +198,7 @@ def run(args: argparse.Namespace) -> None:
             # The handlers are in place before the first line is printed: from then on Ctrl-C saves.
             with stop_on_signals(trainer):
                 if info.is_main:
-                    n_params = sum(p.numel() for p in model.parameters())
+                    n_params = sum(p.numel() for p in trainer.model.parameters())
                     start = f"resuming at step {trainer.step}" if checkpoint is not None else "starting"
                     print(
                         f"{recipe.name}: {n_params:,} parameters, {trainer.tokens_per_step:,} tokens per step,"

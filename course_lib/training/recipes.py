@@ -6,9 +6,10 @@
 
 `python -m course_lib.cli.train --preset NAME` trains a recipe; a checkpoint stores the recipe's
 settings so that resuming with different ones is caught. From Python, `train_recipe(name,
-out_dir)` runs the same training, and `load_or_train(name)` returns a recipe's trained model,
-training it only when no finished checkpoint of that recipe is kept (chapter 4 of the book
-trains `shakespeare-char` and keeps it for chapter 5):
+out_dir)` runs the same training (both set it up with `recipe_trainer`), and
+`load_or_train(name)` returns a recipe's trained model, training it only when no finished
+checkpoint of that recipe is kept (chapter 4 of the book trains `shakespeare-char` and keeps it
+for chapter 5):
 
     model, tokenizer, checkpoint = load_or_train("shakespeare-char")   # ~2 minutes the first time
 """
@@ -160,24 +161,40 @@ def train_recipe(
         ...     print(trainer.step, trainer.checkpoint_path.is_file())
         20 True
     """
+    recipe = _lookup(name)
+    trainer = recipe_trainer(recipe, recipe.train, out_dir, device=device, progress=progress)
+    trainer.run()
+    return trainer
+
+
+def recipe_trainer(
+    recipe: Recipe, config: TrainConfig, out_dir: str | Path, tokenizer: Tokenizer | None = None,
+    **trainer_options: Any,
+) -> Trainer:
+    """The Trainer for a run of `recipe` under `config`: the setup `train_recipe` and the CLI share.
+
+    It reads the recipe's text, builds its tokenizer (or takes `tokenizer`: a resumed run keeps
+    its checkpoint's), splits the ids into training and validation data, and builds the model
+    right after setting torch's seed to config.seed, so that every run of the recipe, and every
+    process under torchrun, starts from the same weights. `trainer_options` go to Trainer
+    (device, progress, compile, distributed).
+    """
     # Imported here, not at the top: trainer.py imports this module for TrainConfig.
     from ..datasets import load_text
     from ..model import GPT
     from .data import build_tokenizer, split_data
     from .trainer import Trainer
 
-    recipe = _lookup(name)
     text = load_text(recipe.dataset)
-    tokenizer = build_tokenizer(text, recipe.tokenizer, recipe.bpe_vocab_size)
+    if tokenizer is None:
+        tokenizer = build_tokenizer(text, recipe.tokenizer, recipe.bpe_vocab_size)
     train_data, val_data = split_data(tokenizer.encode(text), recipe.val_fraction)
-    torch.manual_seed(recipe.train.seed)  # the command line's initial weights
+    torch.manual_seed(config.seed)
     model = GPT(recipe.model_config(tokenizer.vocab_size))
-    trainer = Trainer(
-        model, train_data, val_data, recipe.train, device=device, out_dir=out_dir, tokenizer=tokenizer,
-        recipe=recipe.name, progress=progress,
+    return Trainer(
+        model, train_data, val_data, config, out_dir=out_dir, tokenizer=tokenizer, recipe=recipe.name,
+        **trainer_options,
     )
-    trainer.run()
-    return trainer
 
 
 def load_or_train(
