@@ -56,9 +56,9 @@ echo "== 1. tests on $DEVICE" | tee "$OUT/tests.txt"
 echo "== 2. training CLI on $DEVICE" | tee "$OUT/train.txt"
 CKPT_DIR=$(mktemp -d)
 {
-    "$PYTHON" -m course_lib.train --preset shakespeare-char-tiny --device "$DEVICE" \
+    "$PYTHON" -m course_lib.cli.train --preset shakespeare-char-tiny --device "$DEVICE" \
         --max-iters "$TRAIN_ITERS" --out "$CKPT_DIR" --no-progress &&
-    "$PYTHON" -m course_lib.sample --checkpoint "$CKPT_DIR/ckpt.pt" --device "$DEVICE" \
+    "$PYTHON" -m course_lib.cli.sample --checkpoint "$CKPT_DIR/ckpt.pt" --device "$DEVICE" \
         --prompt "ROMEO:" --max-new-tokens 100
 } 2>&1 | tee -a "$OUT/train.txt" | tail -8 || status=1
 rm -rf "$CKPT_DIR"

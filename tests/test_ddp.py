@@ -1,4 +1,4 @@
-"""course_lib.train under torchrun: 2 CPU processes (gloo) compute what one process does.
+"""course_lib.cli.train under torchrun: 2 CPU processes (gloo) compute what one process does.
 
 Reference: the same command in one process with the same global batch (2 × 4 sequences against
 1 × 8), the same seed and the same schedule. DDP averages the two halves' gradients where the
@@ -14,7 +14,7 @@ import torch
 
 from course_lib.training import load_checkpoint
 
-ARGS = ["-m", "course_lib.train", "--preset", "shakespeare-char-tiny", "--no-progress", "--max-iters", "8",
+ARGS = ["-m", "course_lib.cli.train", "--preset", "shakespeare-char-tiny", "--no-progress", "--max-iters", "8",
         "--eval-interval", "4", "--checkpoint-interval", "8"]
 
 

@@ -58,6 +58,19 @@ def test_both_tokenizers_follow_the_protocol(tokenizer):
     assert 0 <= min(ids) and max(ids) < tokenizer.vocab_size
 
 
+def test_both_tokenizers_refuse_an_unknown_id_alike(tokenizer):
+    # Reference: the messages written out by hand. TEXT has 12 distinct characters ("!", " ",
+    # ";" and 9 letters); the BPE tokenizer has the 256 bytes and 14 merges.
+    first_unknown, expected = {
+        CharTokenizer: (12, "unknown token id 12: this tokenizer has ids 0..11 (12 tokens)"),
+        BPETokenizer: (270, "unknown token id 270: this tokenizer has ids 0..269 (270 tokens)"),
+    }[type(tokenizer)]
+    with pytest.raises(protocol.UnknownTokenIdError) as refused:
+        tokenizer.decode([0, first_unknown])
+    assert str(refused.value) == expected
+    assert isinstance(refused.value, ValueError)  # what callers catch, the command lines included
+
+
 def test_state_survives_json_and_a_weights_only_checkpoint(tokenizer, tmp_path):
     state = tokenizer.to_dict()
     assert json.loads(json.dumps(state)) == state  # JSON-able: dicts, lists, strings, numbers

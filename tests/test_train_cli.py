@@ -1,4 +1,4 @@
-"""python -m course_lib.train and python -m course_lib.sample, run as a learner runs them.
+"""python -m course_lib.cli.train and python -m course_lib.cli.sample, run as a learner runs them.
 
 References: the exit status and message a learner sees (2 and one line, no traceback, for every
 mistake); for an interrupted run, the same run left alone (identical final weights: one process,
@@ -25,12 +25,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_lib.sample import build_parser as sample_parser
-from course_lib.sample import main as sample_main
-from course_lib.train import build_parser, train_config_for
-from course_lib.train import main as train_main
+from course_lib.cli.sample import build_parser as sample_parser
+from course_lib.cli.sample import main as sample_main
+from course_lib.cli.train import build_parser, train_config_for
+from course_lib.cli.train import main as train_main
 from course_lib.training import RECIPES, load_checkpoint
 
+TRAIN, SAMPLE = "course_lib.cli.train", "course_lib.cli.sample"  # the modules `python -m` runs
 TINY = ["--preset", "shakespeare-char-tiny", "--no-progress"]
 
 
@@ -57,7 +58,7 @@ def assert_clear_error(done: subprocess.CompletedProcess, message: str) -> None:
 def trained(tmp_path_factory) -> Path:
     """A checkpoint of the tiny recipe after 12 steps."""
     out = tmp_path_factory.mktemp("run")
-    done = run("course_lib.train", *TINY, "--max-iters", 12, "--out", out)
+    done = run(TRAIN, *TINY, "--max-iters", 12, "--out", out)
     assert "done: step 12, validation loss" in done.stdout
     return out / "ckpt.pt"
 
@@ -75,10 +76,10 @@ def test_train_writes_a_checkpoint_with_history_and_tokenizer(trained):
 
 def test_sample_continues_the_prompt_reproducibly(trained):
     args = ["--checkpoint", trained, "--prompt", "ROMEO:", "--max-new-tokens", 40, "--top-k", 10, "--seed", 3]
-    first = run("course_lib.sample", *args).stdout
+    first = run(SAMPLE, *args).stdout
     assert first.startswith("ROMEO:") and len(first) == len("ROMEO:") + 40 + 1  # and print's newline
-    assert run("course_lib.sample", *args).stdout == first
-    greedy = run("course_lib.sample", "--checkpoint", trained, "--temperature", 0, "--max-new-tokens", 5).stdout
+    assert run(SAMPLE, *args).stdout == first
+    greedy = run(SAMPLE, "--checkpoint", trained, "--temperature", 0, "--max-new-tokens", 5).stdout
     assert len(greedy) == 1 + 5 + 1
 
 
@@ -91,42 +92,42 @@ def test_sample_continues_the_prompt_reproducibly(trained):
     ],
 )
 def test_train_bad_arguments(args, message, tmp_path):
-    assert_clear_error(run("course_lib.train", *args, "--out", tmp_path, check_rc=None), message)
+    assert_clear_error(run(TRAIN, *args, "--out", tmp_path, check_rc=None), message)
 
 
 def test_train_resume_mistakes(trained, tmp_path):
-    missing = run("course_lib.train", *TINY, "--out", tmp_path, "--resume", check_rc=None)
+    missing = run(TRAIN, *TINY, "--out", tmp_path, "--resume", check_rc=None)
     assert_clear_error(missing, "no checkpoint at")
-    exists = run("course_lib.train", *TINY, "--out", trained.parent, check_rc=None)
+    exists = run(TRAIN, *TINY, "--out", trained.parent, check_rc=None)
     assert_clear_error(exists, "already exists: add --resume")
-    other_preset = run("course_lib.train", "--preset", "shakespeare-char", "--out", trained.parent, "--resume", check_rc=None)
+    other_preset = run(TRAIN, "--preset", "shakespeare-char", "--out", trained.parent, "--resume", check_rc=None)
     assert_clear_error(other_preset, "was trained with --preset shakespeare-char-tiny")
-    other_batch = run("course_lib.train", *TINY, "--out", trained.parent, "--resume", "--max-iters", 12,
+    other_batch = run(TRAIN, *TINY, "--out", trained.parent, "--resume", "--max-iters", 12,
                       "--batch-size", 3, check_rc=None)
     assert_clear_error(other_batch, "train.batch_size: checkpoint 8, now 3")
     (tmp_path / "ckpt.pt").write_bytes(trained.read_bytes()[:1000])  # a checkpoint cut short
-    assert_clear_error(run("course_lib.train", *TINY, "--out", tmp_path, "--resume", check_rc=None),
+    assert_clear_error(run(TRAIN, *TINY, "--out", tmp_path, "--resume", check_rc=None),
                        "not a readable checkpoint")
 
 
 def test_sample_mistakes(trained, tmp_path):
-    assert_clear_error(run("course_lib.sample", "--checkpoint", tmp_path / "none.pt", check_rc=None), "no checkpoint at")
+    assert_clear_error(run(SAMPLE, "--checkpoint", tmp_path / "none.pt", check_rc=None), "no checkpoint at")
     (tmp_path / "bad.pt").write_text("hello")
-    assert_clear_error(run("course_lib.sample", "--checkpoint", tmp_path / "bad.pt", check_rc=None), "not a readable checkpoint")
-    assert_clear_error(run("course_lib.sample", "--checkpoint", trained, "--prompt", "€", check_rc=None),
+    assert_clear_error(run(SAMPLE, "--checkpoint", tmp_path / "bad.pt", check_rc=None), "not a readable checkpoint")
+    assert_clear_error(run(SAMPLE, "--checkpoint", trained, "--prompt", "€", check_rc=None),
                        "'€' is not in this tokenizer's vocabulary")
-    assert_clear_error(run("course_lib.sample", "--checkpoint", trained, "--temperature", "-1", check_rc=None), "must be >= 0")
-    assert_clear_error(run("course_lib.sample", "--checkpoint", trained, "--top-k", "0", check_rc=None), "positive integer")
+    assert_clear_error(run(SAMPLE, "--checkpoint", trained, "--temperature", "-1", check_rc=None), "must be >= 0")
+    assert_clear_error(run(SAMPLE, "--checkpoint", trained, "--top-k", "0", check_rc=None), "positive integer")
 
 
 def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
     steps = 150
     args = [*TINY, "--max-iters", steps, "--checkpoint-interval", 5, "--eval-interval", 100]
     straight = tmp_path / "straight"
-    run("course_lib.train", *args, "--out", straight)
+    run(TRAIN, *args, "--out", straight)
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "course_lib.train", *map(str, args), "--out", str(killed)],
+    process = subprocess.Popen([sys.executable, "-m", TRAIN, *map(str, args), "--out", str(killed)],
                                env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not (killed / "ckpt.pt").exists() and process.poll() is None and time.monotonic() < deadline:
@@ -136,7 +137,7 @@ def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
     saved_step = load_checkpoint(killed / "ckpt.pt")["step"]
     assert saved_step < steps, "the run finished before it could be killed; make it longer"
 
-    resumed = run("course_lib.train", *TINY, "--out", killed, "--resume").stdout
+    resumed = run(TRAIN, *TINY, "--out", killed, "--resume").stdout
     assert f"resuming at step {saved_step}" in resumed
     a, b = load_checkpoint(straight / "ckpt.pt"), load_checkpoint(killed / "ckpt.pt")
     assert b["step"] == steps and [h["step"] for h in b["history"]] == list(range(1, steps + 1))
@@ -225,7 +226,7 @@ def straight(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize(("number", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_a_checkpoint_that_resumes_exactly(number, status, straight, tmp_path):
-    process = subprocess.Popen([sys.executable, "-m", "course_lib.train", *map(str, LONG_ARGS), "--out", str(tmp_path)],
+    process = subprocess.Popen([sys.executable, "-m", TRAIN, *map(str, LONG_ARGS), "--out", str(tmp_path)],
                                env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:  # the handlers are in place once this line is out
         if line.startswith("evaluating every"):
@@ -237,7 +238,8 @@ def test_signal_saves_a_checkpoint_that_resumes_exactly(number, status, straight
     assert message and "Traceback" not in err, out + err
     step = int(message[1])
     assert Path(message[2]) == tmp_path / "ckpt.pt"
-    assert f"continue with: python -m course_lib.train --preset shakespeare-char-tiny --out {tmp_path} --resume" in out
+    assert (f"continue with: python -m course_lib.cli.train --preset shakespeare-char-tiny --out {tmp_path}"
+            " --resume") in out
     saved = load_checkpoint(tmp_path / "ckpt.pt")
     assert 1 <= saved["step"] == step < LONG, "no checkpoint interval falls before LONG: the signal wrote it"
     assert [h["step"] for h in saved["history"]] == list(range(1, step + 1))
@@ -267,7 +269,7 @@ def test_progress_in_a_terminal_is_a_bar(tmp_path):
     controller, terminal = pty.openpty()
     # A new pseudo-terminal is 0 columns wide, which tqdm takes at its word: make it 100.
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    process = subprocess.Popen([sys.executable, "-m", "course_lib.train", "--preset", "shakespeare-char-tiny",
+    process = subprocess.Popen([sys.executable, "-m", TRAIN, "--preset", "shakespeare-char-tiny",
                                 "--out", str(tmp_path)], env=env(), stdout=subprocess.PIPE, stderr=terminal)
     os.close(terminal)
     shown = b""

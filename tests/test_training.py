@@ -449,8 +449,8 @@ def test_mixed_precision_path_trains(monkeypatch, amp_dtype):
 
 
 def test_train_recipe_trains_what_the_command_line_trains(tmp_path):
-    """Reference: `python -m course_lib.train --preset shakespeare-char-tiny`, run in-process."""
-    from course_lib.train import main
+    """Reference: `python -m course_lib.cli.train --preset shakespeare-char-tiny`, run in-process."""
+    from course_lib.cli.train import main
     from course_lib.training import train_recipe
 
     assert main(["--preset", "shakespeare-char-tiny", "--device", "cpu", "--out", str(tmp_path / "cli"),

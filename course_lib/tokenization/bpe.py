@@ -35,6 +35,7 @@ import regex
 
 from .pairs import Pair, get_pair_counts, merge
 from .patterns import GPT4_SPLIT_PATTERN
+from .protocol import UnknownTokenIdError
 from .trainer import train_merges
 
 __all__ = ["BPETokenizer", "Pair", "get_pair_counts", "merge", "train_merges"]
@@ -412,14 +413,11 @@ class BPETokenizer:
         return start
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        """The bytes that `ids` stand for. An unknown id raises ValueError."""
+        """The bytes that `ids` stand for. An unknown id raises UnknownTokenIdError (a ValueError)."""
         try:
             return b"".join(self.vocab[token_id] for token_id in ids)
         except KeyError as error:
-            raise ValueError(
-                f"unknown token id {error.args[0]!r}: this tokenizer has ids "
-                f"{min(self.vocab)}..{max(self.vocab)} ({len(self.vocab)} tokens)"
-            ) from None
+            raise UnknownTokenIdError(error.args[0], known_ids=self.vocab) from None
 
     def decode(self, ids: Iterable[int]) -> str:
         """Turn ids back into text. Bytes that are not valid UTF-8 become '\ufffd', as in tiktoken.

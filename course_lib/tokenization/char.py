@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .protocol import UnknownTokenIdError
+
 
 class CharTokenizer:
     """One token per character: the vocabulary is the sorted set of characters in a text."""
@@ -52,11 +54,14 @@ class CharTokenizer:
             ) from None
 
     def decode(self, ids: Iterable[int]) -> str:
-        """The characters of `ids`: decode([0, 3]) -> "eo" for CharTokenizer("hello")."""
+        """The characters of `ids`: decode([0, 3]) -> "eo" for CharTokenizer("hello").
+
+        An id outside 0..vocab_size - 1 (-1 included) raises UnknownTokenIdError (a ValueError).
+        """
         ids = list(ids)
         bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:
-            raise ValueError(f"unknown token id {bad[0]!r}: this tokenizer has ids 0..{self.vocab_size - 1}")
+            raise UnknownTokenIdError(bad[0], known_ids=range(self.vocab_size))
         return "".join(self.chars[i] for i in ids)
 
     def to_dict(self) -> dict[str, Any]:

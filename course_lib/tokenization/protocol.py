@@ -1,11 +1,11 @@
 """What every tokenizer of the course offers, and how to rebuild one from its saved form.
 
-The training code, checkpoints and `course_lib.sample` only use these five members, so they
+The training code, checkpoints and `course_lib.cli.sample` only use these five members, so they
 work the same with a `CharTokenizer` and a `BPETokenizer` (and anything else that has them):
 
     vocab_size            how many ids there are: the rows of the model's embedding table
     encode(text)          text -> list of ids
-    decode(ids)           ids -> text
+    decode(ids)           ids -> text; an id it does not have raises UnknownTokenIdError
     to_dict()             the tokenizer as JSON-able data (dicts, lists, strings, numbers),
                           with a "kind" entry naming its class
     from_dict(state)      (a classmethod) the tokenizer that `to_dict` described
@@ -25,11 +25,8 @@ data to that class's `from_dict`:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, Protocol, runtime_checkable
-
-from .bpe import BPETokenizer
-from .char import CharTokenizer
 
 
 @runtime_checkable
@@ -49,15 +46,28 @@ class Tokenizer(Protocol):
     def from_dict(cls, state: dict[str, Any]) -> Tokenizer: ...
 
 
-# The classes `tokenizer_from_dict` can rebuild, by the "kind" their `to_dict` writes.
-TOKENIZER_KINDS: dict[str, type[Tokenizer]] = {cls.kind: cls for cls in (CharTokenizer, BPETokenizer)}
+class UnknownTokenIdError(ValueError):
+    """`decode` was given an id the tokenizer does not have; the message says which ids it has.
+
+        >>> print(UnknownTokenIdError(70, known_ids=range(65)))    # a CharTokenizer of 65 characters
+        unknown token id 70: this tokenizer has ids 0..64 (65 tokens)
+    """
+
+    def __init__(self, token_id: int, known_ids: Collection[int]):
+        super().__init__(
+            f"unknown token id {token_id!r}: this tokenizer has ids {min(known_ids)}..{max(known_ids)}"
+            f" ({len(known_ids)} tokens)"
+        )
 
 
 def tokenizer_from_dict(state: dict[str, Any]) -> Tokenizer:
     """The tokenizer that `some_tokenizer.to_dict()` described; it encodes exactly as the original."""
+    # Imported here, not at the top: bpe.py and char.py import this module for UnknownTokenIdError.
+    from .bpe import BPETokenizer
+    from .char import CharTokenizer
+
+    kinds = {cls.kind: cls for cls in (CharTokenizer, BPETokenizer)}  # by the "kind" their to_dict writes
     kind = state.get("kind") if isinstance(state, dict) else None
-    if kind not in TOKENIZER_KINDS:
-        raise ValueError(
-            f"unknown tokenizer kind {kind!r} (known: {sorted(TOKENIZER_KINDS)}) in {str(state)[:80]}"
-        )
-    return TOKENIZER_KINDS[kind].from_dict(state)
+    if kind not in kinds:
+        raise ValueError(f"unknown tokenizer kind {kind!r} (known: {sorted(kinds)}) in {str(state)[:80]}")
+    return kinds[kind].from_dict(state)

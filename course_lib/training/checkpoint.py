@@ -52,7 +52,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Read a checkpoint written by `save_checkpoint`; raise CheckpointError saying what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: train first (python -m course_lib.train) or fix the path")
+        raise CheckpointError(
+            f"no checkpoint at {path}: train first (python -m course_lib.cli.train) or fix the path"
+        )
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # a damaged file can fail anywhere in unzipping or unpickling

@@ -67,7 +67,7 @@ class Trainer:
     device: where to train (default: `get_device()`); on CUDA the forward runs under autocast
         (bfloat16 where the GPU supports it, else float16 with a GradScaler).
     out_dir: where `ckpt.pt` is written every checkpoint_interval steps and after the last
-        (None: no checkpoints). tokenizer and recipe are stored in it for `course_lib.sample`.
+        (None: no checkpoints). tokenizer and recipe are stored in it for `course_lib.cli.sample`.
     compile: run the model through `torch.compile` (faster on GPUs after a slow first step).
     distributed: this process's place under torchrun (see `distributed.init_distributed`).
         Every process draws the same global batch from the same generator and trains on its

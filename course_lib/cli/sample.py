@@ -1,7 +1,7 @@
 """Generate text from a trained checkpoint.
 
-    python -m course_lib.sample --checkpoint out/shakespeare-char          # the run's folder
-    python -m course_lib.sample --checkpoint out/shakespeare-char/ckpt.pt --prompt "ROMEO:" \\
+    python -m course_lib.cli.sample --checkpoint out/shakespeare-char          # the run's folder
+    python -m course_lib.cli.sample --checkpoint out/shakespeare-char/ckpt.pt --prompt "ROMEO:" \\
         --max-new-tokens 200 --temperature 0.8 --top-k 20 --top-p 0.9 --seed 7
 
 The model extends the prompt one sampled token at a time (see `GPT.generate`): temperature
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
+from ..training import CheckpointError, load_model
+from ..training.trainer import CHECKPOINT_NAME
 from .train import device_from_args, positive_int
-from .training import CheckpointError, load_model
-from .training.trainer import CHECKPOINT_NAME
 
 
 def non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -46,9 +46,11 @@ def probability(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.sample", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib.cli.sample", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--checkpoint", type=Path, required=True,
-                        help="a run's folder (--out of course_lib.train) or the ckpt.pt in it")
+                        help="a run's folder (--out of course_lib.cli.train) or the ckpt.pt in it")
     parser.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
     parser.add_argument("--max-new-tokens", type=non_negative(int), default=500,
                         help="tokens to add to the prompt (default: %(default)s)")

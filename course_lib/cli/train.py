@@ -1,9 +1,9 @@
 """Train a GPT from a named recipe, on a CPU, a GPU, or several processes under torchrun.
 
-    python -m course_lib.train --preset shakespeare-char                  # about 2 minutes on 2 cores
-    python -m course_lib.train --preset shakespeare-char --resume         # continue out/shakespeare-char
-    python -m course_lib.train --preset shakespeare-char-tiny --max-iters 50 --out /tmp/toy
-    torchrun --nproc_per_node 2 -m course_lib.train --preset shakespeare-char --batch-size 6
+    python -m course_lib.cli.train --preset shakespeare-char           # about 2 minutes on 2 cores
+    python -m course_lib.cli.train --preset shakespeare-char --resume  # continue out/shakespeare-char
+    python -m course_lib.cli.train --preset shakespeare-char-tiny --max-iters 50 --out /tmp/toy
+    torchrun --nproc_per_node 2 -m course_lib.cli.train --preset shakespeare-char --batch-size 6
 
 The checkpoint (DIR/ckpt.pt) is rewritten every checkpoint_interval steps, after the last, and
 when the run is stopped with Ctrl-C or SIGTERM (after the step under way): start it again with
@@ -28,23 +28,20 @@ from pathlib import Path
 
 import torch
 
-from .datasets import DatasetUnavailableError, load_text
-from .device import DEVICE_ENV, _best_available, get_device
-from .model import GPT
-from .tokenization import tokenizer_from_dict
-from .training import (
+from ..datasets import DatasetUnavailableError
+from ..device import DEVICE_ENV, _best_available, get_device
+from ..tokenization import tokenizer_from_dict
+from ..training import (
     RECIPES,
     CheckpointError,
     Recipe,
     TrainConfig,
-    Trainer,
-    build_tokenizer,
     init_distributed,
     load_checkpoint,
     shutdown_distributed,
-    split_data,
 )
-from .training.trainer import CHECKPOINT_NAME, TrainingStopped, stop_on_signals
+from ..training.recipes import recipe_trainer
+from ..training.trainer import CHECKPOINT_NAME, TrainingStopped, stop_on_signals
 
 
 def positive_int(text: str) -> int:
@@ -79,7 +76,7 @@ def device_from_args(requested: str | None) -> torch.device:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib.train", description=textwrap.fill(__doc__.splitlines()[0], 78),
+        prog="python -m course_lib.cli.train", description=textwrap.fill(__doc__.splitlines()[0], 78),
         epilog=presets_table(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", required=True, choices=sorted(RECIPES), help="the training recipe (see below)")
@@ -190,17 +187,10 @@ def run(args: argparse.Namespace) -> None:
 
     info, device = init_distributed(device)
     try:
-        text = load_text(recipe.dataset)
-        if checkpoint is not None:
-            tokenizer = tokenizer_from_dict(checkpoint["tokenizer"])
-        else:
-            tokenizer = build_tokenizer(text, recipe.tokenizer, recipe.bpe_vocab_size)
-        train_data, val_data = split_data(tokenizer.encode(text), recipe.val_fraction)
-        torch.manual_seed(config.seed)  # the same initial weights on every process
-        model = GPT(recipe.model_config(tokenizer.vocab_size))
-        trainer = Trainer(
-            model, train_data, val_data, config, device=device, out_dir=out_dir, tokenizer=tokenizer,
-            recipe=recipe.name, compile=args.compile, progress=not args.no_progress, distributed=info,
+        tokenizer = tokenizer_from_dict(checkpoint["tokenizer"]) if checkpoint is not None else None
+        trainer = recipe_trainer(
+            recipe, config, out_dir, tokenizer, device=device, progress=not args.no_progress,
+            compile=args.compile, distributed=info,
         )
         if checkpoint is not None:
             trainer.load_state_dict(checkpoint, path)
@@ -208,7 +198,7 @@ def run(args: argparse.Namespace) -> None:
             # The handlers are in place before the first line is printed: from then on Ctrl-C saves.
             with stop_on_signals(trainer):
                 if info.is_main:
-                    n_params = sum(p.numel() for p in model.parameters())
+                    n_params = sum(p.numel() for p in trainer.model.parameters())
                     start = f"resuming at step {trainer.step}" if checkpoint is not None else "starting"
                     print(
                         f"{recipe.name}: {n_params:,} parameters, {trainer.tokens_per_step:,} tokens per step,"
@@ -239,7 +229,7 @@ def run(args: argparse.Namespace) -> None:
             last = history[-1] if history else {"step": trainer.step, "val_loss": None}
             val = "" if last["val_loss"] is None else f", validation loss {last['val_loss']:.4f}"
             print(f"done: step {last['step']}{val}; checkpoint {path}")
-            print(f"sample from it: python -m course_lib.sample --checkpoint {out_dir}")
+            print(f"sample from it: python -m course_lib.cli.sample --checkpoint {out_dir}")
     finally:
         shutdown_distributed()
 
@@ -250,7 +240,7 @@ def next_save(step: int, config: TrainConfig) -> int:
 
 
 def resume_command(recipe: Recipe, out_dir: Path) -> str:
-    return f"python -m course_lib.train --preset {recipe.name} --out {out_dir} --resume"
+    return f"python -m course_lib.cli.train --preset {recipe.name} --out {out_dir} --resume"
 
 
 def main(argv: list[str] | None = None) -> int:
