@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from submission_notebooks import ASSIGNMENTS
+
 from grading import Check, Result, SubmissionReport, checks_for, forbidden_for, grade_submission, load_namespace
 from grading import run_checks
 from grading.checks import judge
@@ -137,3 +139,38 @@ def assert_fails_naming(results: list[Result], must_fail: set[str], exercise: st
     for name in must_fail:
         assert f"FAIL {name}" in report or f"FAIL [hidden] {name}" in report, name
     return failed
+
+
+def checks_naming(exercise: str, task: str, *fragments: str) -> set[str]:
+    """The names of `task`'s checks that contain one of `fragments` (all of them without any)."""
+    return {c.name for c in checks_for(exercise, task) if not fragments or any(f in c.name for f in fragments)}
+
+
+def assert_costs_exactly(namespace: dict, exercise: str, answers: dict[str, str], must_fail: set[str],
+                         mistake: str) -> None:
+    """The solution's `namespace` with one task's answer replaced (`answers`, run over a copy as
+    the notebook's cell would run) fails exactly the checks in `must_fail`, all of that task."""
+    (task,) = answers
+    results = run_checks(with_answer(namespace, *answers.values()), exercise)
+    failed = assert_fails_naming(results, must_fail, exercise, mistake)
+    assert failed == must_fail, f"{mistake}: also failed {failed - must_fail}"
+    assert all(result.task == task for result in results if not result.passed)
+
+
+def assert_variants_pass(notebook_with: Callable[..., Path], exercise: str, answers: dict[str, str],
+                         variant: str) -> None:
+    """The solution notebook with the answer cell of one task replaced by `answers` (another way to
+    be right) passes every check of that task, graded in this process."""
+    (task,) = answers
+    results = grade_in_process(notebook_with(answers, base=ASSIGNMENTS[exercise].solution), exercise, task)
+    assert all(result.passed for result in results), format_report(results, variant)
+
+
+def assert_comparisons_say_false(exercise: str, garbage: list) -> None:
+    """What comes back from the sandbox is plain data of any shape: each check's comparison says
+    False to every value in `garbage` (not the result it expects), and never raises, which would
+    crash the grader."""
+    for check in checks_for(exercise):
+        expected = check.expected()[0]
+        for value in garbage:
+            assert check.compare(expected, value) is False, (check.name, value)

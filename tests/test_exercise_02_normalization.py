@@ -14,10 +14,11 @@ import math
 
 import pytest
 import torch
-from exercise_testing import assert_fails_naming, check_named, check_points, judged, run_demo_cells, with_answer
+from exercise_testing import assert_costs_exactly, check_named, check_points, checks_naming, judged, run_demo_cells
+from exercise_testing import with_answer
 from submission_notebooks import ASSIGNMENTS
 
-from grading import checks_for, grade_submission, run_checks
+from grading import grade_submission, run_checks
 from grading.checks import NOT_ALLOWED
 from grading.exercises.normalization import close_in_dtype
 from grading.learner_side import returns_tensor
@@ -105,8 +106,7 @@ GELU_ERF = "    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))\n"
 
 
 def names(task: str, *fragments: str) -> set[str]:
-    """The names of `task`'s checks that contain one of `fragments` (all of them without any)."""
-    return {c.name for c in checks_for(EXERCISE, task) if not fragments or any(f in c.name for f in fragments)}
+    return checks_naming(EXERCISE, task, *fragments)
 
 
 # (answer cell replaced, the checks that must fail: exactly those).
@@ -179,12 +179,7 @@ WRONG = {
 
 @pytest.mark.parametrize("mistake", list(WRONG))
 def test_mistake_loses_exactly_the_checks_it_breaks(solution_namespace: dict, mistake: str) -> None:
-    answers, must_fail = WRONG[mistake]
-    (task,) = answers
-    results = run_checks(with_answer(solution_namespace, *answers.values()), EXERCISE)
-    failed = assert_fails_naming(results, must_fail, EXERCISE, mistake)
-    assert failed == must_fail, f"{mistake}: also failed {failed - must_fail}"
-    assert all(result.task == task for result in results if not result.passed)
+    assert_costs_exactly(solution_namespace, EXERCISE, *WRONG[mistake], mistake)
 
 
 def test_a_mistake_graded_in_the_sandbox_with_a_forbidden_call(notebook_with) -> None:
