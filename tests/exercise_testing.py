@@ -15,7 +15,7 @@ from submission_notebooks import ASSIGNMENTS
 
 from grading import Check, Result, SubmissionReport, checks_for, forbidden_for, grade_submission, load_namespace
 from grading import run_checks
-from grading.checks import judge
+from grading.checks import SetupError, judge
 from grading.in_process import collect, format_report
 from grading.notebook import read_notebook
 
@@ -97,7 +97,9 @@ def grade_all(notebooks: Iterable[tuple[str, Path]], **options: float) -> list[S
 
 class Gradings:
     """Whole notebooks graded in the sandbox, each (exercise, notebook) once. `wanted` lists those
-    the tests will ask for: the first report asked for grades all of them together (grade_all)."""
+    the tests will ask for: the first report asked for grades all of them together (grade_all).
+    Where an exercise's expected values cannot be computed (a missing download), that stops the
+    batch; then each notebook is graded when asked for, so the error is its own exercise's."""
 
     def __init__(self, wanted: Callable[[], Iterable[tuple[str, Path]]]) -> None:
         self._wanted = wanted
@@ -106,8 +108,12 @@ class Gradings:
     def report(self, exercise: str, notebook: Path) -> SubmissionReport:
         key = (exercise, notebook)
         if key not in self._reports:
-            todo = [graded for graded in dict.fromkeys([key, *self._wanted()]) if graded not in self._reports]
-            self._reports.update(zip(todo, grade_all(todo)))
+            wanted, self._wanted = self._wanted(), tuple
+            todo = [graded for graded in dict.fromkeys([key, *wanted]) if graded not in self._reports]
+            try:
+                self._reports.update(zip(todo, grade_all(todo)))
+            except SetupError:
+                self._reports[key] = grade_submission(exercise, notebook)
         return self._reports[key]
 
 
