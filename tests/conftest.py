@@ -5,9 +5,15 @@
     pytest tests/test_exercise_01_bpe.py --submission ~/Downloads/bpe.ipynb
 
 Then only the tests that grade the submission run, one per check, and a failing one prints a
-line with the check's message. The exercise test modules name their EXERCISE and SOLUTION, which
-the fixtures below read: `submission_report` grades --submission for the module's exercise, or
-the module's solution without --submission or where --submission is another exercise's notebook.
+line with the check's message. Those tests are written once for every exercise, in
+tests/test_exercises.py; tests/test_exercise_<id>.py holds what only exercise <id> has (its
+typical mistakes). So, with --submission, an exercise's test file named on the command line
+stands for that exercise's tests in tests/test_exercises.py (pytest_configure below).
+`submission_report` grades --submission for the test's exercise, or the exercise's solution
+without --submission or where --submission is another exercise's notebook.
+
+A test's exercise is the `exercise` fixture: its module's EXERCISE, or one parameter of
+tests/test_exercises.py, which runs each of its tests for every exercise under test.
 
 `notebook_with(path, {"merge": source})` writes the solution notebook with answer cells replaced,
 the way a learner's submission with those answers would look.
@@ -15,6 +21,7 @@ the way a learner's submission with those answers would look.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,12 +29,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from exercise_testing import Gradings
+from submission_notebooks import ASSIGNMENTS
 
-from grading import SubmissionReport, grade_submission, load_namespace, tasks
+from grading import SubmissionReport, load_namespace, tasks
 from grading.notebook import graded_cells, read_notebook
+from grading.registry import EXERCISES
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SUBMISSION = REPO / "solutions" / "01_bpe" / "bpe.ipynb"
+EVERY_EXERCISE_TESTS = "test_exercises.py"  # the tests every exercise must pass, in this folder
+EXERCISE_TESTS = re.compile(r"test_exercise_(?P<exercise>\w+)\.py")  # one exercise's own tests
+UNDER_TEST = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -37,6 +50,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="grade this notebook with the exercise's checks, and run only those tests "
         "(default: every test, the checks graded on the solution notebook)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Decide the exercises under test: every one, unless --submission is given and the command
+    line names only exercises' test files (tests/test_exercise_<id>.py); then those exercises,
+    whose submission tests are in tests/test_exercises.py, which is collected in their place."""
+    config.stash[UNDER_TEST] = list(EXERCISES)
+    if config.getoption("--submission") is None:
+        return
+    named = [EXERCISE_TESTS.fullmatch(Path(arg).name) for arg in config.args]
+    if config.args and all(match and match["exercise"] in EXERCISES for match in named):
+        config.stash[UNDER_TEST] = [match["exercise"] for match in named]
+        every = dict.fromkeys(str(Path(arg).with_name(EVERY_EXERCISE_TESTS)) for arg in config.args)
+        config.args[:] = list(every)
+
+
+def exercises_under_test(config: pytest.Config) -> list[str]:
+    """The exercises whose tests in tests/test_exercises.py run (see pytest_configure)."""
+    return config.stash[UNDER_TEST]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -71,25 +103,69 @@ def _is_another_exercises_notebook(path: Path, exercise: str) -> bool:
     return bool(answers) and answers.isdisjoint(tasks(exercise))
 
 
-@pytest.fixture(scope="module")
-def submission_report(request: pytest.FixtureRequest, submission: Path | None) -> SubmissionReport:
-    """The notebook under test graded for the requesting module's EXERCISE as the batch grader grades
-    it, in a sandboxed process: --submission, unless it is absent or another exercise's notebook,
-    then the module's SOLUTION."""
-    exercise = request.module.EXERCISE
+def notebook_under_test(exercise: str, submission: Path | None) -> Path:
+    """What `submission_report` grades for `exercise`: --submission, unless it is absent or another
+    exercise's notebook, then the exercise's solution."""
     if submission is None or _is_another_exercises_notebook(submission, exercise):
-        return grade_submission(exercise, request.module.SOLUTION)
-    notebook = submission
-    return grade_submission(exercise, notebook)
+        return ASSIGNMENTS[exercise].solution
+    return submission
 
 
-@pytest.fixture(scope="module")
-def solution_namespace(request: pytest.FixtureRequest) -> dict:
-    """The requesting module's SOLUTION run as grading runs it (setup and answer cells only): what a
-    check cell in the notebook calls. Shared by the module's tests: copy it before changing it."""
-    namespace, problems = load_namespace(request.module.SOLUTION)
-    assert problems == []
-    return namespace
+@pytest.fixture
+def exercise(request: pytest.FixtureRequest) -> str:
+    """The exercise the test is about: its module's EXERCISE (tests/test_exercises.py gives it as
+    a parameter instead)."""
+    return request.module.EXERCISE
+
+
+@pytest.fixture(scope="session")
+def gradings(request: pytest.FixtureRequest, submission: Path | None) -> Gradings:
+    """The session's sandboxed gradings of whole notebooks, each graded once. The first one asked
+    for grades, two at a time, every one that the session's tests ask for through
+    `submission_report` or `release_report` (tests/test_exercises.py)."""
+
+    def wanted() -> Iterator[tuple[str, Path]]:
+        for item in request.session.items:
+            callspec = getattr(item, "callspec", None)
+            exercise = callspec.params.get("exercise") if callspec is not None else None
+            if exercise is None:
+                continue
+            if "submission_report" in item.fixturenames:
+                yield exercise, notebook_under_test(exercise, submission)
+            if "release_report" in item.fixturenames:
+                yield exercise, ASSIGNMENTS[exercise].release
+
+    return Gradings(wanted)
+
+
+@pytest.fixture
+def submission_report(exercise: str, submission: Path | None, gradings: Gradings) -> SubmissionReport:
+    """The notebook under test (`notebook_under_test`) graded for the test's exercise as the batch
+    grader grades it, in a sandboxed process; shared by every test that asks for it."""
+    return gradings.report(exercise, notebook_under_test(exercise, submission))
+
+
+class SolutionNamespaces(dict):
+    """Exercise -> its solution run as grading runs it (setup and answer cells only), each run on
+    first use."""
+
+    def __missing__(self, exercise: str) -> dict:
+        namespace, problems = load_namespace(ASSIGNMENTS[exercise].solution)
+        assert problems == []
+        self[exercise] = namespace
+        return namespace
+
+
+@pytest.fixture(scope="session")
+def solution_namespaces() -> SolutionNamespaces:
+    return SolutionNamespaces()
+
+
+@pytest.fixture
+def solution_namespace(exercise: str, solution_namespaces: SolutionNamespaces) -> dict:
+    """The exercise's solution run as grading runs it: what a check cell in the notebook calls.
+    Run once a session and shared by every test of the exercise: copy it before changing it."""
+    return solution_namespaces[exercise]
 
 
 @pytest.fixture(scope="module")

@@ -1,48 +1,27 @@
-"""What the four exercise test files (tests/test_exercise_0*.py) check alike, written once.
+"""Helpers for the exercise tests: tests/test_exercises.py (what every exercise's grading must do,
+run for each exercise) and tests/test_exercise_<id>.py (what one exercise's mistakes must cost).
 
-Every exercise's grading must hold to the same rules: its checks are well formed and pass plain
-data to the sandbox, its notebook's check cells are worth the points of their task, the solution
-scores full marks and the released stub zero, and a mistake fails the checks that name it. Each
-test file keeps its own test functions (so that a file still lists every test it runs) and calls
-the functions here with its exercise's constants (EXERCISE, SOLUTION, RELEASE, TASK_POINTS, TOTAL).
-
-The fixtures that grade the solution or the --submission notebook are in conftest.py.
+The fixtures that grade the solution or the --submission notebook, and the solution's namespace,
+are in conftest.py; they share what they run through the classes here.
 """
 
 import ast
-import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-import regex
+from submission_notebooks import ASSIGNMENTS
 
-from grading import (
-    Check,
-    Result,
-    SubmissionReport,
-    check_task,
-    checks_for,
-    forbidden_for,
-    load_namespace,
-    run_checks,
-    tasks,
-)
-from grading import task_points as points_per_task
-from grading.checks import judge
+from grading import Check, Result, SubmissionReport, checks_for, forbidden_for, grade_submission, load_namespace
+from grading import run_checks
+from grading.checks import SetupError, judge
 from grading.in_process import collect, format_report
-from grading.notebook import graded_cells, read_notebook
+from grading.notebook import read_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 # What a module copied into the sandbox may import: course_lib (and its dependencies) are not there.
 STANDARD_LIBRARY = frozenset(sys.stdlib_module_names) | {"__future__"}
-
-
-def notebooks(exercise: str, file_name: str) -> tuple[Path, Path]:
-    """The solution notebook of `exercise` and the one released to learners (its answers stubbed
-    out), where nbgrader's source and release folders keep them."""
-    return REPO / "solutions" / exercise / file_name, REPO / "exercises" / exercise / file_name
 
 
 def check_named(exercise: str, name: str) -> Check:
@@ -99,104 +78,59 @@ def top_level_imports(path: Path) -> set[str]:
     return names
 
 
-# ---- the check definitions --------------------------------------------------------------------
+# ---- whole notebooks graded in the sandbox, shared -------------------------------------------
 
 
-def assert_checks_are_well_formed(exercise: str, task_points: dict[str, int]) -> None:
-    """Check names are unique (reports and tests find checks by name); the tasks and their points are
-    those the notebook's text states (`task_points`, in notebook order); and each task has at least
-    three checks, some visible (the learner sees what to fix) and some hidden (a learner cannot
-    pass by copying expected values)."""
-    names = check_names(exercise)
-    assert len(names) == len(set(names)), "check names must be unique"
-    assert tasks(exercise) == list(task_points)
-    assert points_per_task(exercise) == task_points
-    for task in task_points:
-        task_checks = checks_for(exercise, task)
-        assert len(task_checks) >= 3, task
-        assert {check.visibility for check in task_checks} == {"visible", "hidden"}, task
+def grade_all(notebooks: Iterable[tuple[str, Path]], **options: float) -> list[SubmissionReport]:
+    """Each (exercise, notebook) graded in the sandbox with `options` (grade_submission's), two at
+    a time: a grading is mostly a child process on one core. The expected values are computed
+    first, here, one exercise after another (a reference may seed torch's global generator), and
+    the caller waits for every report, so that no in-process check, whose tripwires wrap torch's
+    functions for the whole process, runs beside the gradings."""
+    notebooks = list(notebooks)
+    for exercise in dict.fromkeys(exercise for exercise, _ in notebooks):
+        for check in checks_for(exercise):
+            check.expected()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda graded: grade_submission(*graded, **options), notebooks))
 
 
-def assert_inputs_and_references_are_plain_data(exercise: str) -> None:
-    """The sandbox gets a check's calls as JSON, and the expected values are compared with what
-    comes back as JSON: both must survive the round trip, and the calls must be the same on every
-    run (a submission graded twice gets the same questions)."""
-    for check in checks_for(exercise):
-        calls = check.plain_calls()
-        assert json.loads(json.dumps(calls)) == calls, check.name
-        expected = check.expected()
-        assert len(expected) == len(calls) and json.loads(json.dumps(expected)) == expected, check.name
-        assert check.plain_calls() == calls, f"{check.name}: inputs must not change between runs"
+class Gradings:
+    """Whole notebooks graded in the sandbox, each (exercise, notebook) once. `wanted` lists those
+    the tests will ask for: the first report asked for grades all of them together (grade_all).
+    Where an exercise's expected values cannot be computed (a missing download), that stops the
+    batch; then each notebook is graded when asked for, so the error is its own exercise's."""
+
+    def __init__(self, wanted: Callable[[], Iterable[tuple[str, Path]]]) -> None:
+        self._wanted = wanted
+        self._reports: dict[tuple[str, Path], SubmissionReport] = {}
+
+    def report(self, exercise: str, notebook: Path) -> SubmissionReport:
+        key = (exercise, notebook)
+        if key not in self._reports:
+            wanted, self._wanted = self._wanted(), tuple
+            todo = [graded for graded in dict.fromkeys([key, *wanted]) if graded not in self._reports]
+            try:
+                self._reports.update(zip(todo, grade_all(todo)))
+            except SetupError:
+                self._reports[key] = grade_submission(exercise, notebook)
+        return self._reports[key]
 
 
-def assert_check_cells_are_worth_their_task_points(
-    solution: Path, exercise: str, task_points: dict[str, int], total: int
-) -> None:
-    """nbgrader takes the value of a check cell as its partial credit: it must not exceed the cell's
-    points, and a full score must fill them, so each cell's points are those of its task."""
-    call = regex.compile(rf'check_task\(globals\(\), "{regex.escape(exercise)}", "(\w+)"\)')
-    points = {}
+# ---- the notebook's own cells ------------------------------------------------------------------
+
+
+def run_demo_cells(solution: Path, namespace: dict) -> dict:
+    """A copy of `namespace` (the solution's graded cells) after the notebook's other code cells,
+    its demos and "Try it" cells, which grading never runs; figures are drawn off screen."""
+    import matplotlib  # here, not above: conftest imports this module, and most tests draw nothing
+
+    matplotlib.use("Agg")
+    namespace = dict(namespace)
     for cell in read_notebook(solution)["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("grade"):
-            points[call.search("".join(cell["source"])).group(1)] = meta["points"]
-    assert points == task_points == points_per_task(exercise)
-    assert sum(points.values()) == total
-
-
-def assert_only_setup_and_answer_cells_are_graded(notebook: Path, task_names: Iterable[str]) -> None:
-    """Grading runs the setup cell and one answer cell a task, in the order of `task_names`, and
-    nothing else (not the demos, which may download data or take long, nor the check cells)."""
-    graded = [(cell.kind, cell.grade_id) for cell in graded_cells(read_notebook(notebook))]
-    assert graded == [("setup", "setup")] + [("answer", task) for task in task_names]
-
-
-# ---- whole notebooks: the solution scores full marks, the released stub zero ---------------------
-
-
-def assert_graded_without_problems(report: SubmissionReport, exercise: str) -> None:
-    """Every cell ran and every check has a result, in order: a score without a problem behind it."""
-    if report.problems:
-        pytest.fail("problems with the notebook: " + "; ".join(report.problems), pytrace=False)
-    assert [result.name for result in report.results] == check_names(exercise)
-
-
-def assert_check_passed(report: SubmissionReport, name: str) -> None:
-    """The check called `name` passed with all its points (one test a check says which one failed,
-    in one readable line: what was called and what went wrong, without a traceback)."""
-    (result,) = [result for result in report.results if result.name == name]
-    if not (result.passed and result.score == result.points):
-        pytest.fail(f"{result.name} ({result.score:g}/{result.points:g}): {' '.join(result.message.split())}",
-                    pytrace=False)
-
-
-def assert_full_marks_in_the_notebook(
-    namespace: dict, exercise: str, task_points: dict[str, int], capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The check cells, run in the solution's namespace as the notebook runs them, give every task
-    its points and report every check as passed, writing nothing to stderr (nbgrader scores a cell
-    that writes to stderr as 0)."""
-    for task, points in task_points.items():
-        assert check_task(namespace, exercise, task) == points
-    printed = capsys.readouterr()
-    assert printed.err == ""
-    for task, points in task_points.items():
-        assert f"{exercise} · {task}: {points} / {points} points" in printed.out
-    assert "FAIL" not in printed.out and printed.out.count("PASS") == len(checks_for(exercise))
-
-
-def assert_release_scores_zero(exercise: str, release: Path, report: SubmissionReport, total: int) -> None:
-    """The released stub, run in the notebook and graded in the sandbox (`report`), runs cleanly
-    (the stubs define every function and class) and fails every check because calling a stub raises
-    NotImplementedError, never because of a problem in grading."""
-    namespace, problems = load_namespace(release)
-    assert problems == []
-    assert report.problems == [] and report.score == 0 and report.max_score == total
-    for results in (run_checks(namespace, exercise), report.results):
-        assert len(results) == len(checks_for(exercise))
-        for result in results:
-            assert not result.passed and result.score == 0, result.name
-            assert "raised NotImplementedError" in result.message, result.message
+        if cell["cell_type"] == "code" and "nbgrader" not in cell["metadata"]:
+            exec("".join(cell["source"]), namespace)  # noqa: S102 - our own notebook
+    return namespace
 
 
 # ---- mistakes -----------------------------------------------------------------------------------
@@ -211,3 +145,38 @@ def assert_fails_naming(results: list[Result], must_fail: set[str], exercise: st
     for name in must_fail:
         assert f"FAIL {name}" in report or f"FAIL [hidden] {name}" in report, name
     return failed
+
+
+def checks_naming(exercise: str, task: str, *fragments: str) -> set[str]:
+    """The names of `task`'s checks that contain one of `fragments` (all of them without any)."""
+    return {c.name for c in checks_for(exercise, task) if not fragments or any(f in c.name for f in fragments)}
+
+
+def assert_costs_exactly(namespace: dict, exercise: str, answers: dict[str, str], must_fail: set[str],
+                         mistake: str) -> None:
+    """The solution's `namespace` with one task's answer replaced (`answers`, run over a copy as
+    the notebook's cell would run) fails exactly the checks in `must_fail`, all of that task."""
+    (task,) = answers
+    results = run_checks(with_answer(namespace, *answers.values()), exercise)
+    failed = assert_fails_naming(results, must_fail, exercise, mistake)
+    assert failed == must_fail, f"{mistake}: also failed {failed - must_fail}"
+    assert all(result.task == task for result in results if not result.passed)
+
+
+def assert_variants_pass(notebook_with: Callable[..., Path], exercise: str, answers: dict[str, str],
+                         variant: str) -> None:
+    """The solution notebook with the answer cell of one task replaced by `answers` (another way to
+    be right) passes every check of that task, graded in this process."""
+    (task,) = answers
+    results = grade_in_process(notebook_with(answers, base=ASSIGNMENTS[exercise].solution), exercise, task)
+    assert all(result.passed for result in results), format_report(results, variant)
+
+
+def assert_comparisons_say_false(exercise: str, garbage: list) -> None:
+    """What comes back from the sandbox is plain data of any shape: each check's comparison says
+    False to every value in `garbage` (not the result it expects), and never raises, which would
+    crash the grader."""
+    for check in checks_for(exercise):
+        expected = check.expected()[0]
+        for value in garbage:
+            assert check.compare(expected, value) is False, (check.name, value)

@@ -1,41 +1,31 @@
-"""Exercise 02_linear: the solution passes every check, the released stub passes none, typical
-mistakes lose the points of the checks that name them, and torch's own linear layer or autograd
-cost their task.
+"""Exercise 02_linear: typical mistakes lose the points of the checks that name them, correct code
+written another way keeps them, and torch's own linear layer or autograd cost their task. What
+every exercise must do (the solution passes every check, the released stub none) is tested in
+tests/test_exercises.py.
 
 References: torch.nn.Linear and autograd (computed in the checks' references), the chapter's
 example worked by hand (below), and PyTorch's documented initialisation, Uniform(-k, k) with
 k = 1/sqrt(in_features), which torch.nn.Linear's own parameters must pass too.
 """
 
-import doctest
 import math
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from conftest import write_notebook_with
-from exercise_testing import STANDARD_LIBRARY, check_named, check_names, check_points, judged, notebooks
-from exercise_testing import assert_check_passed, assert_graded_without_problems, top_level_imports
+from exercise_testing import assert_fails_naming, check_named, check_points, grade_all, judged, run_demo_cells
 from exercise_testing import with_answer
-from exercise_testing import assert_checks_are_well_formed, assert_inputs_and_references_are_plain_data
-from exercise_testing import assert_check_cells_are_worth_their_task_points
-from exercise_testing import assert_only_setup_and_answer_cells_are_graded, assert_full_marks_in_the_notebook
-from exercise_testing import assert_release_scores_zero, assert_fails_naming
+from submission_notebooks import ASSIGNMENTS
 
-from grading import SubmissionReport, check_task, checks_for, grade_submission, run_checks
+from grading import SubmissionReport, checks_for, run_checks
 from grading.checks import NOT_ALLOWED, judge
-from grading.exercises import linear_calls
-from grading.grader import _learner_side_modules
 from grading.in_process import collect, format_report
 from grading.learner_side import make_call
-from grading.notebook import read_notebook
 
 EXERCISE = "02_linear"
-SOLUTION, RELEASE = notebooks(EXERCISE, "linear.ipynb")
-TASK_POINTS = {"Linear": 13, "linear_backward": 8}
-TOTAL = 21
+SOLUTION = ASSIGNMENTS[EXERCISE].solution
+TASK_POINTS = ASSIGNMENTS[EXERCISE].task_points
 
 
 def values(plain: dict) -> list:
@@ -94,8 +84,6 @@ def linear_backward(x, weight, grad_output):
 '''
 
 SANDBOXED = {
-    "solution": {},
-    "release": None,
     "F.linear in Linear": {"Linear": LINEAR_WITH_F_LINEAR},
     ".backward() in linear_backward": {"linear_backward": BACKWARD_WITH_AUTOGRAD},
     "two mistakes": {"Linear": MISSING_TRANSPOSE, "linear_backward": GRAD_WEIGHT_NOT_SUMMED},
@@ -105,17 +93,9 @@ SANDBOXED = {
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SubmissionReport]:
     folder = tmp_path_factory.mktemp(EXERCISE)
-    paths = {}
-    for index, (name, answers) in enumerate(SANDBOXED.items()):
-        if answers is None:
-            paths[name] = RELEASE
-        elif not answers:
-            paths[name] = SOLUTION
-        else:
-            paths[name] = write_notebook_with(folder / f"submission{index}.ipynb", answers, SOLUTION)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        graded = pool.map(lambda path: grade_submission(EXERCISE, path), paths.values())
-        return dict(zip(paths, graded))
+    paths = [write_notebook_with(folder / f"submission{index}.ipynb", answers, SOLUTION)
+             for index, answers in enumerate(SANDBOXED.values())]
+    return dict(zip(SANDBOXED, grade_all((EXERCISE, path) for path in paths)))
 
 
 def scores_by_task(report: SubmissionReport) -> dict[str, float]:
@@ -132,36 +112,6 @@ def assert_not_allowed(report: SubmissionReport, task: str, says: str) -> None:
         if result.task == task:
             assert result.message.startswith(NOT_ALLOWED), result.message
             assert says in result.message, result.message
-
-
-# ---- the check definitions ------------------------------------------------------------------
-
-
-def test_checks_are_well_formed() -> None:
-    assert_checks_are_well_formed(EXERCISE, TASK_POINTS)
-
-
-def test_calls_module_imports_only_the_standard_library_and_torch() -> None:
-    # It is copied into the sandbox, where course_lib does not exist.
-    assert top_level_imports(Path(linear_calls.__file__)) <= STANDARD_LIBRARY | {"torch"}
-    assert _learner_side_modules(checks_for(EXERCISE)) == {linear_calls.__name__, "grading.learner_side"}
-
-
-def test_docstring_examples_hold() -> None:
-    result = doctest.testmod(linear_calls)
-    assert result.attempted > 0 and result.failed == 0
-
-
-def test_inputs_and_references_are_plain_data() -> None:
-    assert_inputs_and_references_are_plain_data(EXERCISE)
-
-
-def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
-    assert_check_cells_are_worth_their_task_points(SOLUTION, EXERCISE, TASK_POINTS, TOTAL)
-
-
-def test_graded_cells_are_the_setup_and_the_two_answers() -> None:
-    assert_only_setup_and_answer_cells_are_graded(SOLUTION, TASK_POINTS)
 
 
 # ---- the references agree with the chapter's example worked by hand ---------------------------
@@ -246,61 +196,15 @@ def test_torchs_initialisation_passes_the_init_checks(layer_class: type) -> None
         assert check.compare(check.expected()[0], actual), (check.name, actual)
 
 
-# ---- the solution passes everything, in the sandbox and in the notebook -----------------------
-
-
-def test_submission_runs_without_problems(submission_report: SubmissionReport) -> None:
-    assert_graded_without_problems(submission_report, EXERCISE)
-
-
-@pytest.mark.parametrize("name", check_names(EXERCISE))
-def test_submission_passes(submission_report: SubmissionReport, name: str) -> None:
-    assert_check_passed(submission_report, name)
-
-
-def test_solution_passes_every_check_in_the_sandbox(reports: dict) -> None:
-    report = reports["solution"]
-    assert report.problems == []
-    failed = [result.message for result in report.results if not result.passed]
-    assert failed == []
-    assert report.score == report.max_score == TOTAL
-
-
-def test_solution_passes_every_check_in_the_notebook(solution_namespace: dict, capsys: pytest.CaptureFixture) -> None:
-    assert_full_marks_in_the_notebook(solution_namespace, EXERCISE, TASK_POINTS, capsys)
-
-
-def test_check_cells_leave_the_learners_random_numbers_alone(solution_namespace: dict, capsys) -> None:
-    torch.manual_seed(123)
-    expected = torch.rand(3)
-    torch.manual_seed(123)
-    for task in TASK_POINTS:
-        check_task(solution_namespace, EXERCISE, task)
-    assert torch.equal(torch.rand(3), expected)
+# ---- the notebook's demos ----------------------------------------------------------------------
 
 
 def test_notebook_demo_cells_run(solution_namespace: dict) -> None:
     # The Try it cells and the closing training loop (only the graded cells run when grading).
-    import matplotlib
-
-    matplotlib.use("Agg")
-    namespace = dict(solution_namespace)
-    demos = [
-        cell for cell in read_notebook(SOLUTION)["cells"]
-        if cell["cell_type"] == "code" and "nbgrader" not in cell["metadata"]
-    ]
-    for cell in demos:
-        exec("".join(cell["source"]), namespace)  # noqa: S102 - our own notebook
+    namespace = run_demo_cells(SOLUTION, solution_namespace)
     # Trained by hand with linear_backward: the rule y = 2 x1 - x2 + 0.5 x3 + 0.3 is found.
     torch.testing.assert_close(namespace["model"].weight.data, torch.tensor([[2.0, -1.0, 0.5, 0.0]]), atol=0.02, rtol=0)
     torch.testing.assert_close(namespace["model"].bias.data, torch.tensor([0.3]), atol=0.02, rtol=0)
-
-
-# ---- the released stub fails everything, cleanly ---------------------------------------------
-
-
-def test_release_scores_zero_in_the_notebook_and_in_the_sandbox(reports: dict) -> None:
-    assert_release_scores_zero(EXERCISE, RELEASE, reports["release"], TOTAL)
 
 
 # ---- torch's own linear layer and autograd cost their task --------------------------------------

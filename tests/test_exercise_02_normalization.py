@@ -1,6 +1,6 @@
-"""Exercise 02_normalization: the solution passes every check, the released stub passes none, typical
-mistakes lose exactly the checks that name them, and torch's own softmax, layer_norm, rms_norm and
-gelu cost their task.
+"""Exercise 02_normalization: typical mistakes lose exactly the checks that name them, and torch's
+own softmax, layer_norm, rms_norm and gelu cost their task. What every exercise must do (the
+solution passes every check, the released stub none) is tested in tests/test_exercises.py.
 
 References: the checks compare with torch.softmax, F.layer_norm, F.rms_norm and F.gelu computed in
 float64; the numbers of the visible checks are worked out by hand below (math.exp, math.erf).
@@ -14,25 +14,18 @@ import math
 
 import pytest
 import torch
-from exercise_testing import check_named, check_names, check_points, notebooks, with_answer
-from exercise_testing import assert_checks_are_well_formed, assert_inputs_and_references_are_plain_data
-from exercise_testing import assert_check_cells_are_worth_their_task_points
-from exercise_testing import assert_only_setup_and_answer_cells_are_graded, assert_graded_without_problems
-from exercise_testing import assert_check_passed, assert_full_marks_in_the_notebook, assert_release_scores_zero
-from exercise_testing import assert_fails_naming, judged
+from exercise_testing import assert_costs_exactly, check_named, check_points, checks_naming, judged, run_demo_cells
+from exercise_testing import with_answer
+from submission_notebooks import ASSIGNMENTS
 
-from grading import SubmissionReport, checks_for, grade_submission, run_checks
+from grading import grade_submission, run_checks
 from grading.checks import NOT_ALLOWED
 from grading.exercises.normalization import close_in_dtype
-from grading.grader import _learner_side_modules
 from grading.learner_side import returns_tensor
-from grading.notebook import read_notebook
 
 EXERCISE = "02_normalization"
-SOLUTION, RELEASE = notebooks(EXERCISE, "normalization.ipynb")
-TASK_POINTS = {"softmax": 9, "layer_norm": 8, "rms_norm": 7, "gelu": 6}
-TASKS = list(TASK_POINTS)
-TOTAL = 30
+SOLUTION = ASSIGNMENTS[EXERCISE].solution
+TASKS = list(ASSIGNMENTS[EXERCISE].task_points)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -42,27 +35,7 @@ def values(name: str) -> list:
     return [expected["values"] for expected in check_named(EXERCISE, name).expected()]
 
 
-# ---- the check definitions ------------------------------------------------------------------
-
-
-def test_checks_are_well_formed() -> None:
-    assert_checks_are_well_formed(EXERCISE, TASK_POINTS)
-
-
-def test_plain_calls_need_no_adapter_in_the_sandbox() -> None:
-    assert _learner_side_modules(checks_for(EXERCISE)) == {"grading.learner_side"}
-
-
-def test_inputs_and_references_are_plain_data() -> None:
-    assert_inputs_and_references_are_plain_data(EXERCISE)
-
-
-def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
-    assert_check_cells_are_worth_their_task_points(SOLUTION, EXERCISE, TASK_POINTS, TOTAL)
-
-
-def test_only_setup_and_answer_cells_are_graded() -> None:
-    assert_only_setup_and_answer_cells_are_graded(SOLUTION, TASK_POINTS)
+# ---- the references ---------------------------------------------------------------------------
 
 
 def test_visible_references_are_the_notebooks_hand_worked_numbers() -> None:
@@ -113,41 +86,14 @@ def test_half_precision_tolerance_is_a_few_units_in_the_last_place() -> None:
     assert not close_in_dtype(float32, plain(torch.tensor([1.001, 0.5])))  # float32: the usual tolerance
 
 
-# ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
-
-
-def test_submission_runs_without_problems(submission_report: SubmissionReport) -> None:
-    assert_graded_without_problems(submission_report, EXERCISE)
-
-
-@pytest.mark.parametrize("name", check_names(EXERCISE))
-def test_submission_passes(submission_report: SubmissionReport, name: str) -> None:
-    assert_check_passed(submission_report, name)
-
-
-def test_solution_passes_in_the_notebook(solution_namespace: dict, capsys: pytest.CaptureFixture) -> None:
-    assert_full_marks_in_the_notebook(solution_namespace, EXERCISE, TASK_POINTS, capsys)
+# ---- the notebook's demos ----------------------------------------------------------------------
 
 
 def test_notebook_demo_cells_run(solution_namespace: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    namespace = dict(solution_namespace)
-    for cell in read_notebook(SOLUTION)["cells"]:
-        if cell["cell_type"] == "code" and "nbgrader" not in cell["metadata"]:
-            exec("".join(cell["source"]), namespace)  # noqa: S102 - our own notebook
+    namespace = run_demo_cells(SOLUTION, solution_namespace)
     # The closing cell compares the four functions with PyTorch's, and the bfloat16 dtypes.
     for ours, theirs in namespace["pairs"].values():
         torch.testing.assert_close(ours, theirs)
-
-
-# ---- the released stub fails everything, cleanly --------------------------------------------
-
-
-def test_release_scores_zero_in_the_notebook_and_in_the_sandbox() -> None:
-    report = grade_submission(EXERCISE, RELEASE)
-    assert_release_scores_zero(EXERCISE, RELEASE, report, TOTAL)
 
 
 # ---- typical mistakes lose exactly the checks that catch them ----------------------------------
@@ -160,8 +106,7 @@ GELU_ERF = "    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))\n"
 
 
 def names(task: str, *fragments: str) -> set[str]:
-    """The names of `task`'s checks that contain one of `fragments` (all of them without any)."""
-    return {c.name for c in checks_for(EXERCISE, task) if not fragments or any(f in c.name for f in fragments)}
+    return checks_naming(EXERCISE, task, *fragments)
 
 
 # (answer cell replaced, the checks that must fail: exactly those).
@@ -234,12 +179,7 @@ WRONG = {
 
 @pytest.mark.parametrize("mistake", list(WRONG))
 def test_mistake_loses_exactly_the_checks_it_breaks(solution_namespace: dict, mistake: str) -> None:
-    answers, must_fail = WRONG[mistake]
-    (task,) = answers
-    results = run_checks(with_answer(solution_namespace, *answers.values()), EXERCISE)
-    failed = assert_fails_naming(results, must_fail, EXERCISE, mistake)
-    assert failed == must_fail, f"{mistake}: also failed {failed - must_fail}"
-    assert all(result.task == task for result in results if not result.passed)
+    assert_costs_exactly(solution_namespace, EXERCISE, *WRONG[mistake], mistake)
 
 
 def test_a_mistake_graded_in_the_sandbox_with_a_forbidden_call(notebook_with) -> None:

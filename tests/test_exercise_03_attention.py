@@ -1,5 +1,6 @@
-"""Exercise 03_attention: the solution passes every check, the released stub passes none, typical
-mistakes lose the points of the checks that name them, and torch's own attention costs its task.
+"""Exercise 03_attention: typical mistakes lose the points of the checks that name them, and torch's
+own attention costs its task. What every exercise must do (the solution passes every check, the
+released stub none) is tested in tests/test_exercises.py.
 
 References: every check compares with PyTorch (F.scaled_dot_product_attention,
 nn.MultiheadAttention with the same weights, nn.Transformer.generate_square_subsequent_mask);
@@ -11,56 +12,33 @@ To grade a learner's notebook instead of the solution (conftest.py says how):
 """
 
 import doctest
-from pathlib import Path
 
 import pytest
 import torch
-from exercise_testing import STANDARD_LIBRARY, check_named, check_names, check_points, grade_in_process, judged
-from exercise_testing import notebooks, top_level_imports, with_answer
-from exercise_testing import assert_checks_are_well_formed, assert_inputs_and_references_are_plain_data
-from exercise_testing import assert_check_cells_are_worth_their_task_points
-from exercise_testing import assert_only_setup_and_answer_cells_are_graded, assert_graded_without_problems
-from exercise_testing import assert_check_passed, assert_full_marks_in_the_notebook, assert_release_scores_zero
-from exercise_testing import assert_fails_naming
+from exercise_testing import assert_fails_naming, check_named, check_points, grade_in_process, judged, with_answer
+from submission_notebooks import ASSIGNMENTS
 
-from grading import SubmissionReport, checks_for, compare, grade_submission, run_checks
+from grading import checks_for, compare, grade_submission, run_checks
 from grading.checks import built
 from grading.compare import tensors_close
-from grading.exercises import attention_calls
 from grading.exercises.attention import only_later_positions_change
-from grading.grader import _learner_side_modules
 from grading.learner_side import returns_tensor
 
 EXERCISE = "03_attention"
-SOLUTION, RELEASE = notebooks(EXERCISE, "attention.ipynb")
-TASK_POINTS = {"scaled_dot_product_attention": 9, "causal_mask": 3, "MultiHeadSelfAttention": 8}
-TASKS = list(TASK_POINTS)
-TOTAL = 20
+SOLUTION = ASSIGNMENTS[EXERCISE].solution
+TASKS = list(ASSIGNMENTS[EXERCISE].task_points)
+TOTAL = ASSIGNMENTS[EXERCISE].max_score
 F_SDPA = "torch.nn.functional.scaled_dot_product_attention"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-# ---- the check definitions ------------------------------------------------------------------
+# ---- the comparisons and the references ------------------------------------------------------
 
 
-def test_checks_are_well_formed() -> None:
-    assert_checks_are_well_formed(EXERCISE, TASK_POINTS)
-
-
-def test_inputs_and_references_are_plain_data() -> None:
-    assert_inputs_and_references_are_plain_data(EXERCISE)
-
-
-def test_adapters_import_only_the_standard_library_and_torch() -> None:
-    # attention_calls.py is copied into the sandbox, where course_lib cannot be imported.
-    assert top_level_imports(Path(attention_calls.__file__)) <= STANDARD_LIBRARY | {"torch"}
-    assert _learner_side_modules(checks_for(EXERCISE)) == {attention_calls.__name__, "grading.learner_side"}
-
-
-@pytest.mark.parametrize("module", [compare, attention_calls])
-def test_docstring_examples(module) -> None:
-    assert doctest.testmod(module).failed == 0
+def test_docstring_examples() -> None:
+    # grading.compare's examples (tests/test_exercises.py runs attention_calls').
+    assert doctest.testmod(compare).failed == 0
 
 
 def test_a_float64_result_fails_and_says_so(solution_namespace: dict) -> None:
@@ -75,14 +53,6 @@ def plain(tensor: torch.Tensor) -> dict:
     return returns_tensor(tensor, "course_lib")
 
 
-def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
-    assert_check_cells_are_worth_their_task_points(SOLUTION, EXERCISE, TASK_POINTS, TOTAL)
-
-
-def test_only_setup_and_answer_cells_are_graded() -> None:
-    assert_only_setup_and_answer_cells_are_graded(SOLUTION, TASK_POINTS)
-
-
 def test_hidden_references_agree_with_the_course_library() -> None:
     # A second opinion on the references: course_lib.attention computes every expected value too.
     from course_lib import attention
@@ -94,32 +64,6 @@ def test_hidden_references_agree_with_the_course_library() -> None:
     assert check_named(EXERCISE, "causal_mask of longer sequences").expected() == [
         plain(attention.causal_mask(T)) for T in (5, 16)
     ]
-
-
-# ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
-
-
-def test_submission_runs_without_problems(submission_report: SubmissionReport) -> None:
-    assert_graded_without_problems(submission_report, EXERCISE)
-
-
-@pytest.mark.parametrize("name", check_names(EXERCISE))
-def test_submission_passes(submission_report: SubmissionReport, name: str) -> None:
-    assert_check_passed(submission_report, name)
-
-
-def test_solution_passes_in_the_notebook(solution_namespace: dict, capsys: pytest.CaptureFixture) -> None:
-    assert_full_marks_in_the_notebook(solution_namespace, EXERCISE, TASK_POINTS, capsys)
-
-
-# ---- the released stub fails everything, cleanly --------------------------------------------
-
-
-def test_release_scores_zero_in_the_notebook_and_in_the_sandbox() -> None:
-    report = grade_submission(EXERCISE, RELEASE)
-    assert_release_scores_zero(EXERCISE, RELEASE, report, TOTAL)
-    # Every call raises at once: far below the 10 s per check a loop that hangs would take.
-    assert report.execution_time < 60
 
 
 # ---- typical mistakes -----------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Exercise 03_rope: the solution passes every check, the released stub passes none, and typical
-mistakes lose exactly the checks that name them.
+"""Exercise 03_rope: typical mistakes lose exactly the checks that name them. What every exercise
+must do (the solution passes every check, the released stub none) is tested in
+tests/test_exercises.py.
 
 References: the checks' expected values come from the definition (angles in float64, each pair a
 complex number multiplied by e^(j angle)); below, the notebook's worked examples by hand (math.cos),
@@ -10,34 +11,24 @@ To grade a learner's notebook instead of the solution (conftest.py says how):
     pytest tests/test_exercise_03_rope.py --submission ~/Downloads/rope.ipynb
 """
 
-import doctest
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from exercise_testing import STANDARD_LIBRARY, check_named, check_names, check_points, notebooks, top_level_imports
-from exercise_testing import with_answer, judged
-from exercise_testing import assert_checks_are_well_formed, assert_inputs_and_references_are_plain_data
-from exercise_testing import assert_check_cells_are_worth_their_task_points
-from exercise_testing import assert_only_setup_and_answer_cells_are_graded, assert_graded_without_problems
-from exercise_testing import assert_check_passed, assert_full_marks_in_the_notebook, assert_release_scores_zero
-from exercise_testing import assert_fails_naming
+from exercise_testing import assert_costs_exactly, assert_fails_naming, check_named, check_points, checks_naming
+from exercise_testing import judged, run_demo_cells, with_answer
+from submission_notebooks import ASSIGNMENTS
 
-from grading import SubmissionReport, checks_for, grade_submission, run_checks
+from grading import checks_for, grade_submission
 from grading.checks import built
 from grading.compare import tensors_close
 from grading.exercises import rope_calls
 from grading.exercises.rope import depends_only_on_distance
-from grading.grader import _learner_side_modules
 from grading.learner_side import returns_tensor
-from grading.notebook import read_notebook
 
 EXERCISE = "03_rope"
-SOLUTION, RELEASE = notebooks(EXERCISE, "rope.ipynb")
-TASK_POINTS = {"rotary_cos_sin": 8, "apply_rotary": 9}
-TASKS = list(TASK_POINTS)
-TOTAL = 17
+SOLUTION = ASSIGNMENTS[EXERCISE].solution
+TOTAL = ASSIGNMENTS[EXERCISE].max_score
 RELATIVE = "apply_rotary: the score of a turned query and key depends only on their distance"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -47,34 +38,7 @@ def plain(tensor: torch.Tensor) -> dict:
     return returns_tensor(tensor, "test")
 
 
-# ---- the check definitions ------------------------------------------------------------------
-
-
-def test_checks_are_well_formed() -> None:
-    assert_checks_are_well_formed(EXERCISE, TASK_POINTS)
-
-
-def test_adapters_import_only_the_standard_library_and_torch() -> None:
-    # rope_calls.py is copied into the sandbox, where course_lib cannot be imported.
-    assert top_level_imports(Path(rope_calls.__file__)) <= STANDARD_LIBRARY | {"torch"}
-    assert _learner_side_modules(checks_for(EXERCISE)) == {rope_calls.__name__, "grading.learner_side"}
-
-
-def test_adapter_docstring_examples_run() -> None:
-    result = doctest.testmod(rope_calls)
-    assert result.attempted >= 2 and result.failed == 0
-
-
-def test_inputs_and_references_are_plain_data() -> None:
-    assert_inputs_and_references_are_plain_data(EXERCISE)
-
-
-def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
-    assert_check_cells_are_worth_their_task_points(SOLUTION, EXERCISE, TASK_POINTS, TOTAL)
-
-
-def test_only_setup_and_answer_cells_are_graded() -> None:
-    assert_only_setup_and_answer_cells_are_graded(SOLUTION, TASK_POINTS)
+# ---- the references ---------------------------------------------------------------------------
 
 
 def test_visible_references_are_the_notebooks_hand_worked_numbers() -> None:
@@ -138,40 +102,13 @@ def test_the_relative_property_holds_for_any_rotation_and_nothing_else() -> None
     assert not depends_only_on_distance(expected, {"shape": [2, 2], "dtype": "float32", "values": "x"})
 
 
-# ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
-
-
-def test_submission_runs_without_problems(submission_report: SubmissionReport) -> None:
-    assert_graded_without_problems(submission_report, EXERCISE)
-
-
-@pytest.mark.parametrize("name", check_names(EXERCISE))
-def test_submission_passes(submission_report: SubmissionReport, name: str) -> None:
-    assert_check_passed(submission_report, name)
-
-
-def test_solution_passes_in_the_notebook(solution_namespace: dict, capsys: pytest.CaptureFixture) -> None:
-    assert_full_marks_in_the_notebook(solution_namespace, EXERCISE, TASK_POINTS, capsys)
+# ---- the notebook's demos ----------------------------------------------------------------------
 
 
 def test_notebook_demo_cells_run(solution_namespace: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    namespace = dict(solution_namespace)
-    for cell in read_notebook(SOLUTION)["cells"]:
-        if cell["cell_type"] == "code" and "nbgrader" not in cell["metadata"]:
-            exec("".join(cell["source"]), namespace)  # noqa: S102 - our own notebook
+    namespace = run_demo_cells(SOLUTION, solution_namespace)
     # The closing cell: the functions against the complex-number definition.
     torch.testing.assert_close(namespace["ours"], namespace["by_complex_numbers"])
-
-
-# ---- the released stub fails everything, cleanly --------------------------------------------
-
-
-def test_release_scores_zero_in_the_notebook_and_in_the_sandbox() -> None:
-    report = grade_submission(EXERCISE, RELEASE)
-    assert_release_scores_zero(EXERCISE, RELEASE, report, TOTAL)
 
 
 # ---- typical mistakes lose exactly the checks that catch them ----------------------------------
@@ -187,8 +124,7 @@ HALVES = "    x1, x2 = x[..., :half], x[..., half:]\n"
 
 
 def names(task: str, *fragments: str) -> set[str]:
-    """The names of `task`'s checks that contain one of `fragments` (all of them without any)."""
-    return {c.name for c in checks_for(EXERCISE, task) if not fragments or any(f in c.name for f in fragments)}
+    return checks_naming(EXERCISE, task, *fragments)
 
 
 # (answer cell replaced, the checks that must fail: exactly those).
@@ -239,12 +175,7 @@ WRONG = {
 
 @pytest.mark.parametrize("mistake", list(WRONG))
 def test_mistake_loses_exactly_the_checks_it_breaks(solution_namespace: dict, mistake: str) -> None:
-    answers, must_fail = WRONG[mistake]
-    (task,) = answers
-    results = run_checks(with_answer(solution_namespace, *answers.values()), EXERCISE)
-    failed = assert_fails_naming(results, must_fail, EXERCISE, mistake)
-    assert failed == must_fail, f"{mistake}: also failed {failed - must_fail}"
-    assert all(result.task == task for result in results if not result.passed)
+    assert_costs_exactly(solution_namespace, EXERCISE, *WRONG[mistake], mistake)
 
 
 def test_two_mistakes_graded_in_the_sandbox(notebook_with) -> None:

@@ -1,6 +1,7 @@
-"""Exercise 04_optimizer: the solution passes every check, the released stub passes none, typical
-mistakes lose exactly the checks that name them, and torch's optimizers and clipping cost their
-task only.
+"""Exercise 04_optimizer: typical mistakes lose exactly the checks that name them, correct code
+written another way keeps them, and torch's optimizers and clipping cost their task only. What
+every exercise must do (the solution passes every check, the released stub none) is tested in
+tests/test_exercises.py.
 
 References: torch.optim.AdamW (stepped on a copy of the parameter, its state loaded with the
 learner's m and v, or run for several steps from the start), course_lib.training.lr_at, and
@@ -12,62 +13,26 @@ To grade a learner's notebook instead of the solution (conftest.py says how):
     pytest tests/test_exercise_04_optimizer.py --submission ~/Downloads/optimizer.ipynb
 """
 
-import doctest
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from exercise_testing import STANDARD_LIBRARY, check_named, check_names, check_points, grade_in_process, judged
-from exercise_testing import notebooks, top_level_imports, with_answer
-from exercise_testing import assert_checks_are_well_formed, assert_inputs_and_references_are_plain_data
-from exercise_testing import assert_check_cells_are_worth_their_task_points
-from exercise_testing import assert_only_setup_and_answer_cells_are_graded, assert_graded_without_problems
-from exercise_testing import assert_check_passed, assert_full_marks_in_the_notebook, assert_release_scores_zero
-from exercise_testing import assert_fails_naming
+from exercise_testing import assert_comparisons_say_false, assert_fails_naming, assert_variants_pass, check_named
+from exercise_testing import check_names, check_points, grade_in_process, judged, with_answer
+from submission_notebooks import ASSIGNMENTS
 
-from grading import SubmissionReport, checks_for, grade_submission, run_checks
-from grading.exercises import optimizer_calls
+from grading import grade_submission, run_checks
 from grading.exercises.optimizer import torch_adamw_run, torch_adamw_step
-from grading.grader import _learner_side_modules
-from grading.in_process import format_report
 
 EXERCISE = "04_optimizer"
-SOLUTION, RELEASE = notebooks(EXERCISE, "optimizer.ipynb")
-TASK_POINTS = {"adamw_step": 9, "lr_at": 6, "clip_grad_norm": 7}
-TOTAL = 22
+SOLUTION = ASSIGNMENTS[EXERCISE].solution
+TASK_POINTS = ASSIGNMENTS[EXERCISE].task_points
+TOTAL = ASSIGNMENTS[EXERCISE].max_score
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-# ---- the check definitions ------------------------------------------------------------------
-
-
-def test_checks_are_well_formed() -> None:
-    assert_checks_are_well_formed(EXERCISE, TASK_POINTS)
-
-
-def test_adapters_import_only_the_standard_library_and_torch() -> None:
-    # optimizer_calls.py is copied into the sandbox, where course_lib cannot be imported.
-    assert top_level_imports(Path(optimizer_calls.__file__)) <= STANDARD_LIBRARY | {"torch"}
-    assert _learner_side_modules(checks_for(EXERCISE)) == {optimizer_calls.__name__, "grading.learner_side"}
-
-
-def test_adapter_docstring_examples_run() -> None:
-    result = doctest.testmod(optimizer_calls)
-    assert result.attempted >= 1 and result.failed == 0
-
-
-def test_inputs_and_references_are_plain_data() -> None:
-    assert_inputs_and_references_are_plain_data(EXERCISE)
-
-
-def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
-    assert_check_cells_are_worth_their_task_points(SOLUTION, EXERCISE, TASK_POINTS, TOTAL)
-
-
-def test_only_setup_and_answer_cells_are_graded() -> None:
-    assert_only_setup_and_answer_cells_are_graded(SOLUTION, TASK_POINTS)
+# ---- the references ---------------------------------------------------------------------------
 
 
 def _values(name: str) -> list:
@@ -129,31 +94,6 @@ def test_adamw_reference_is_the_papers_equations() -> None:
     by_hand = (param - lr * decay * param - lr * update, m_new, v_new)
     for ours, theirs in zip(torch_adamw_step(param, grad, m, v, step, lr, weight_decay=decay), by_hand):
         torch.testing.assert_close(ours, theirs)
-
-
-# ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
-
-
-def test_submission_runs_without_problems(submission_report: SubmissionReport) -> None:
-    assert_graded_without_problems(submission_report, EXERCISE)
-
-
-@pytest.mark.parametrize("name", check_names(EXERCISE))
-def test_submission_passes(submission_report: SubmissionReport, name: str) -> None:
-    assert_check_passed(submission_report, name)
-
-
-def test_solution_passes_in_the_notebook(solution_namespace: dict, capsys: pytest.CaptureFixture) -> None:
-    assert_full_marks_in_the_notebook(solution_namespace, EXERCISE, TASK_POINTS, capsys)
-
-
-# ---- the released stub fails everything, cleanly --------------------------------------------
-
-
-def test_release_scores_zero_in_the_notebook_and_in_the_sandbox() -> None:
-    report = grade_submission(EXERCISE, RELEASE)
-    assert_release_scores_zero(EXERCISE, RELEASE, report, TOTAL)
-    assert report.execution_time < 20  # every stub raises at once
 
 
 # ---- typical mistakes -----------------------------------------------------------------------
@@ -299,10 +239,7 @@ RIGHT = {
 
 @pytest.mark.parametrize("variant", list(RIGHT))
 def test_correct_variants_pass(notebook_with, variant: str) -> None:
-    answers = RIGHT[variant]
-    (task,) = answers
-    results = grade_in_process(notebook_with(answers, base=SOLUTION), EXERCISE, task)
-    assert all(result.passed for result in results), format_report(results, variant)
+    assert_variants_pass(notebook_with, EXERCISE, RIGHT[variant], variant)
 
 
 def test_comparisons_never_raise_on_tampered_values() -> None:
@@ -311,10 +248,7 @@ def test_comparisons_never_raise_on_tampered_values() -> None:
     not_numbers = {"shape": [3], "dtype": "float32", "values": "abc"}
     garbage = [None, 1, True, "x", [], [not_numbers] * 3, [[1.0]], {"clipped": None, "norm": 1.0},
                {"clipped": [not_numbers], "norm": "5"}, {"norm": 5.0}, float("nan")]
-    for check in checks_for(EXERCISE):
-        expected = check.expected()[0]
-        for value in garbage:
-            assert check.compare(expected, value) is False, (check.name, value)
+    assert_comparisons_say_false(EXERCISE, garbage)
 
 
 def test_visible_failures_show_expected_and_got(solution_namespace: dict) -> None:

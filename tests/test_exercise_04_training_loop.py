@@ -1,5 +1,6 @@
-"""Exercise 04_training_loop: the solution passes every check, the released stub passes none, typical
-mistakes lose the points of the checks that name them, and torch's own loss costs its task.
+"""Exercise 04_training_loop: typical mistakes lose the points of the checks that name them, correct
+code written another way keeps them, and torch's own loss costs its task. What every exercise must
+do (the solution passes every check, the released stub none) is tested in tests/test_exercises.py.
 
 References: every check compares with PyTorch (F.cross_entropy and autograd, torch.randint with
 the same seed, a plain loop with F.cross_entropy on the same model and optimizer); the messages
@@ -10,64 +11,28 @@ To grade a learner's notebook instead of the solution (conftest.py says how):
     pytest tests/test_exercise_04_training_loop.py --submission ~/Downloads/training_loop.ipynb
 """
 
-import doctest
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from exercise_testing import STANDARD_LIBRARY, check_named, check_names, check_points, grade_in_process, judged
-from exercise_testing import notebooks, top_level_imports, with_answer
-from exercise_testing import assert_checks_are_well_formed, assert_inputs_and_references_are_plain_data
-from exercise_testing import assert_check_cells_are_worth_their_task_points
-from exercise_testing import assert_only_setup_and_answer_cells_are_graded, assert_graded_without_problems
-from exercise_testing import assert_check_passed, assert_full_marks_in_the_notebook, assert_release_scores_zero
-from exercise_testing import assert_fails_naming
+from exercise_testing import assert_fails_naming, check_named, check_points, grade_in_process, judged, with_answer
+from submission_notebooks import ASSIGNMENTS
 
-from grading import SubmissionReport, checks_for, grade_submission, run_checks
+from grading import checks_for, grade_submission, run_checks
 from grading.checks import built
 from grading.compare import tensors_close
-from grading.exercises import training_loop_calls
 from grading.exercises.training_loop import HAND_BATCHES, LEARNED
-from grading.grader import _learner_side_modules
 from grading.in_process import format_report
 from grading.learner_side import returns_tensor
 
 EXERCISE = "04_training_loop"
-SOLUTION, RELEASE = notebooks(EXERCISE, "training_loop.ipynb")
-TASK_POINTS = {"cross_entropy": 7, "get_batch": 7, "train": 7}
-TOTAL = 21
+SOLUTION = ASSIGNMENTS[EXERCISE].solution
+TASK_POINTS = ASSIGNMENTS[EXERCISE].task_points
+TOTAL = ASSIGNMENTS[EXERCISE].max_score
 
 
-# ---- the check definitions ------------------------------------------------------------------
-
-
-def test_checks_are_well_formed() -> None:
-    assert_checks_are_well_formed(EXERCISE, TASK_POINTS)
-
-
-def test_adapters_import_only_the_standard_library_and_torch() -> None:
-    # training_loop_calls.py is copied into the sandbox, where course_lib cannot be imported.
-    assert top_level_imports(Path(training_loop_calls.__file__)) <= STANDARD_LIBRARY | {"torch"}
-    assert _learner_side_modules(checks_for(EXERCISE)) == {training_loop_calls.__name__, "grading.learner_side"}
-
-
-def test_adapter_docstring_examples_run() -> None:
-    result = doctest.testmod(training_loop_calls)
-    assert result.attempted >= 1 and result.failed == 0
-
-
-def test_inputs_and_references_are_plain_data() -> None:
-    assert_inputs_and_references_are_plain_data(EXERCISE)
-
-
-def test_notebook_check_cells_are_worth_the_points_of_their_task() -> None:
-    assert_check_cells_are_worth_their_task_points(SOLUTION, EXERCISE, TASK_POINTS, TOTAL)
-
-
-def test_only_setup_and_answer_cells_are_graded() -> None:
-    assert_only_setup_and_answer_cells_are_graded(SOLUTION, TASK_POINTS)
+# ---- the references ---------------------------------------------------------------------------
 
 
 def test_hand_made_references_are_the_notebooks_numbers() -> None:
@@ -114,43 +79,6 @@ def test_references_agree_with_the_course_library() -> None:
 
 def _plain(tensor: torch.Tensor) -> dict:
     return returns_tensor(tensor, "course_lib")
-
-
-# ---- the submission (the solution by default) passes everything, graded in the sandbox ---------
-
-
-def test_submission_runs_without_problems(submission_report: SubmissionReport) -> None:
-    assert_graded_without_problems(submission_report, EXERCISE)
-
-
-@pytest.mark.parametrize("name", check_names(EXERCISE))
-def test_submission_passes(submission_report: SubmissionReport, name: str) -> None:
-    assert_check_passed(submission_report, name)
-
-
-def test_solution_passes_in_the_notebook(solution_namespace: dict, capsys: pytest.CaptureFixture) -> None:
-    assert_full_marks_in_the_notebook(solution_namespace, EXERCISE, TASK_POINTS, capsys)
-
-
-def test_checks_leave_the_learners_random_numbers_alone(solution_namespace: dict) -> None:
-    # The models and generators of the checks are seeded on their own: a check cell run between
-    # two draws of the learner's does not change the second.
-    torch.manual_seed(0)
-    torch.rand(1)
-    after_one = torch.rand(3)
-    torch.manual_seed(0)
-    torch.rand(1)
-    run_checks(solution_namespace, EXERCISE)
-    assert torch.equal(torch.rand(3), after_one)
-
-
-# ---- the released stub fails everything, cleanly --------------------------------------------
-
-
-def test_release_scores_zero_in_the_notebook_and_in_the_sandbox() -> None:
-    report = grade_submission(EXERCISE, RELEASE)
-    assert_release_scores_zero(EXERCISE, RELEASE, report, TOTAL)
-    assert report.execution_time < 20  # every stub raises at once
 
 
 # ---- typical mistakes -----------------------------------------------------------------------
