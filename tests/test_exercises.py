@@ -191,20 +191,9 @@ def test_solution_passes_in_the_notebook(exercise: str, solution_namespace: dict
     assert "FAIL" not in printed.out and printed.out.count("PASS") == len(checks_for(exercise))
 
 
-# Exercises whose check cells, run in the notebook, draw from torch's global generator: a bug in
-# grading (not in these tests), marked so that the test fails once it is fixed.
-DRAW_FROM_THE_LEARNERS_GENERATOR = {
-    "03_attention": "attention_calls.projection_shapes and .forward build the learner's module outside "
-                    "torch.random.fork_rng, so its nn.Linear layers draw their initial weights from it",
-}
-
-
-def test_checks_leave_the_learners_random_numbers_alone(exercise: str, solution_namespace: dict, capsys,
-                                                        request: pytest.FixtureRequest) -> None:
+def test_checks_leave_the_learners_random_numbers_alone(exercise: str, solution_namespace: dict, capsys) -> None:
     # The models and generators of the checks are seeded on their own: check cells run between two
     # draws of the learner's do not change the second.
-    if exercise in DRAW_FROM_THE_LEARNERS_GENERATOR:
-        request.applymarker(pytest.mark.xfail(reason=DRAW_FROM_THE_LEARNERS_GENERATOR[exercise], strict=True))
     torch.manual_seed(0)
     torch.rand(1)
     after_one = torch.rand(3)

@@ -114,7 +114,10 @@ def torch_causal_mask(T: int) -> torch.Tensor:
 def torch_self_attention(d_model: int, n_heads: int, weights: dict, x: torch.Tensor | list) -> Any:
     """nn.MultiheadAttention(batch_first=True) with the same projections (in_proj_weight is q, k
     and v's weights stacked) and torch's causal mask."""
-    attention = nn.MultiheadAttention(d_model, n_heads, bias=True, batch_first=True)
+    # Its initial weights, overwritten below, would be drawn from the learner's generator: in a
+    # notebook's check cell this runs in the learner's process.
+    with torch.random.fork_rng(devices=[]):
+        attention = nn.MultiheadAttention(d_model, n_heads, bias=True, batch_first=True)
     with torch.no_grad():
         attention.in_proj_weight.copy_(torch.cat([weights[name]["weight"] for name in PROJECTIONS[:3]]))
         attention.in_proj_bias.copy_(torch.cat([weights[name]["bias"] for name in PROJECTIONS[:3]]))

@@ -27,10 +27,17 @@ from ..learner_side import CheckFailure
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
+def build(attention_class: type, args: list, kwargs: dict) -> Any:
+    """attention_class(*args, **kwargs). Its layers draw their initial weights from torch's global
+    generator; fork_rng puts it back, so a check cell leaves the learner's random numbers as they were."""
+    with torch.random.fork_rng(devices=[]):
+        return attention_class(*args, **kwargs)
+
+
 def projection_shapes(attention_class: type, args: list, kwargs: dict) -> dict:
     """The shapes of the four projections' weight and bias ({"q_proj": {"weight": [8, 8], "bias":
     [8]}, ...}; a missing tensor is None)."""
-    module = attention_class(*args, **kwargs)
+    module = build(attention_class, args, kwargs)
     shapes = {}
     for name in PROJECTIONS:
         layer = getattr(module, name, None)
@@ -55,7 +62,7 @@ def _load(module: Any, name: str, part: str, value: torch.Tensor) -> None:
 def forward(attention_class: type, args: list, kwargs: dict, weights: dict, x: torch.Tensor | list) -> Any:
     """The module with `weights` ({name: {"weight", "bias"}} per projection) loaded, applied to x
     (or to each x of a list: the same module on several inputs)."""
-    module = attention_class(*args, **kwargs)
+    module = build(attention_class, args, kwargs)
     with torch.no_grad():
         for name in PROJECTIONS:
             for part in ("weight", "bias"):
