@@ -148,10 +148,9 @@ class Linear(nn.Module):
         return F.linear(x, self.weight, self.bias) if self.fast else linear(x, self.weight, self.bias)  # (..., out)
 
     def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None},"
-            f" fast={self.fast}"
-        )
+        # fast=True, the default, is left out: a model's printout keeps torch.nn.Linear's line length.
+        fast = "" if self.fast else ", fast=False"
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}{fast}"
 
 
 class Embedding(nn.Module):
