@@ -8,7 +8,8 @@
 
 The modules:
 
-    protocol.py         Tokenizer, tokenizer_from_dict      what every tokenizer offers
+    protocol.py         Tokenizer, tokenizer_from_dict,     what every tokenizer offers
+                        UnknownTokenIdError
     char.py             CharTokenizer                       one token per character
     bpe.py              BPETokenizer                        byte-level BPE: train, encode, save
     pairs.py            get_pair_counts, merge              the two moves of BPE
@@ -24,7 +25,7 @@ from .char import CharTokenizer
 from .gpt2_files import bytes_to_unicode, from_gpt2_files
 from .pairs import get_pair_counts, merge
 from .patterns import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, GPT4O_SPLIT_PATTERN
-from .protocol import Tokenizer, tokenizer_from_dict
+from .protocol import Tokenizer, UnknownTokenIdError, tokenizer_from_dict
 from .tiktoken_bridge import from_tiktoken, recover_merge, to_tiktoken
 from .trainer import train_merges
 from .visualize import TokenView, show_tokens
@@ -33,6 +34,7 @@ __all__ = [
     "BPETokenizer",
     "CharTokenizer",
     "Tokenizer",
+    "UnknownTokenIdError",
     "tokenizer_from_dict",
     "get_pair_counts",
     "merge",
