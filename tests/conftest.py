@@ -249,7 +249,7 @@ def split_by_cost(names: list[str], parts: int) -> list[list[str]]:
 def in_each_course(work: Callable[[Path, list[str]], None], courses: dict[str, Path]) -> None:
     """`work(course, its assignments)` for every course directory of `courses` (assignment -> its
     course directory), all at the same time, one thread each: the work is nbgrader subprocesses,
-    which never share a gradebook this way. The first failure is raised once all are done."""
+    which never share a gradebook this way. A failure is raised once every thread is done."""
     assignments: dict[Path, list[str]] = {}
     for name, course in courses.items():
         assignments.setdefault(course, []).append(name)
