@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -215,14 +216,69 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     return done
 
 
+# Seconds that nbgrader spends on each assignment in these tests: generate_assignment, then
+# autograde and generate_feedback of tests/test_nbgrader_end_to_end.py's three students (measured
+# 2026-11-30 on 2 busy cores). Only used to split the assignments between course directories.
+NBGRADER_SECONDS = {
+    "01_bpe": 21,
+    "02_linear": 26,
+    "02_normalization": 25,
+    "03_attention": 24,
+    "03_rope": 24,
+    "04_optimizer": 32,
+    "04_training_loop": 38,
+    "05_generation": 36,
+}
+COURSES = 2  # course directories, each with its own gradebook and nbgrader process at any time
+
+
+def split_by_cost(names: list[str], parts: int) -> list[list[str]]:
+    """`names` in `parts` lists of about equal nbgrader time: the costliest first, each to the list
+    with the least time so far. An assignment missing from NBGRADER_SECONDS counts as the costliest."""
+    unknown = max(NBGRADER_SECONDS.values())
+
+    def cost(name: str) -> int:
+        return NBGRADER_SECONDS.get(name, unknown)
+
+    lists: list[list[str]] = [[] for _ in range(parts)]
+    for name in sorted(names, key=lambda name: (-cost(name), name)):
+        min(lists, key=lambda listed: sum(map(cost, listed))).append(name)
+    return [sorted(listed) for listed in lists if listed]
+
+
+def in_each_course(work: Callable[[Path, list[str]], None], courses: dict[str, Path]) -> None:
+    """`work(course, its assignments)` for every course directory of `courses` (assignment -> its
+    course directory), all at the same time, one thread each: the work is nbgrader subprocesses,
+    which never share a gradebook this way. A failure is raised once every thread is done."""
+    assignments: dict[Path, list[str]] = {}
+    for name, course in courses.items():
+        assignments.setdefault(course, []).append(name)
+    with ThreadPoolExecutor(len(assignments)) as pool:
+        for done in [pool.submit(work, course, names) for course, names in assignments.items()]:
+            done.result()
+
+
 @pytest.fixture(scope="session")
-def generated_course(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A course directory (nbgrader_config.py and a copy of solutions/) in which nbgrader has
-    generated every assignment's release: what tests/test_exercises_generated.py compares with
-    exercises/, and where tests/test_nbgrader_end_to_end.py hands in and autogrades."""
-    course = tmp_path_factory.mktemp("course")
-    shutil.copy(REPO / "nbgrader_config.py", course)  # its root and sqlite gradebook: this folder
-    for solution in sorted(path for path in (REPO / "solutions").iterdir() if path.is_dir()):
-        shutil.copytree(solution, course / "solutions" / solution.name)
-        nbgrader(course, "generate_assignment", solution.name, "--force")
-    return course
+def generated_courses(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Assignment -> the course directory (nbgrader_config.py and a copy of the assignment's folder
+    in solutions/) in which nbgrader has generated its release: what
+    tests/test_exercises_generated.py compares with exercises/, and where
+    tests/test_nbgrader_end_to_end.py hands in and autogrades. The assignments are split between
+    COURSES directories of about equal work, each with its own gradebook, so that as many nbgrader
+    processes run at once (nbgrader autogrades one notebook after another, and two processes
+    writing one SQLite gradebook at once may find it locked)."""
+    courses = {}
+    solutions = sorted(path.name for path in (REPO / "solutions").iterdir() if path.is_dir())
+    for names in split_by_cost(solutions, COURSES):
+        course = tmp_path_factory.mktemp("course")
+        shutil.copy(REPO / "nbgrader_config.py", course)  # its root and sqlite gradebook: this folder
+        for name in names:
+            shutil.copytree(REPO / "solutions" / name, course / "solutions" / name)
+            courses[name] = course
+
+    def generate(course: Path, names: list[str]) -> None:
+        for name in names:
+            nbgrader(course, "generate_assignment", name, "--force")
+
+    in_each_course(generate, courses)
+    return courses

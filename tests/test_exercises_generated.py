@@ -1,9 +1,9 @@
 """The learner notebooks in exercises/ are exactly what nbgrader generates from solutions/.
 
 Each assignment is generated again, by nbgrader itself, into a temporary course folder (a copy of
-nbgrader_config.py and solutions/: conftest.py's generated_course, where the end-to-end test then
-hands in and autogrades), and compared with the committed release, cell by cell. So an edit to a
-solution that was not followed by
+nbgrader_config.py and the assignment's folder in solutions/: conftest.py's generated_courses, where
+the end-to-end test then hands in and autogrades), and compared with the committed release, cell by
+cell. So an edit to a solution that was not followed by
 
     nbgrader generate_assignment <assignment> --force
 
@@ -47,7 +47,8 @@ def test_every_solution_has_a_release() -> None:
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_release_is_generated_from_solution(assignment: str, generated_course: Path) -> None:
+def test_release_is_generated_from_solution(assignment: str, generated_courses: dict[str, Path]) -> None:
+    generated_course = generated_courses[assignment]
     generated = notebooks_under(generated_course / "exercises", assignment)
     assert generated == notebooks_under(REPO / "exercises", assignment)
     for notebook in generated:

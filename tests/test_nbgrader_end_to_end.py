@@ -1,4 +1,4 @@
-"""nbgrader end to end on every exercise, in one temporary course directory, as an instructor runs it:
+"""nbgrader end to end on every exercise, as an instructor runs it in a course directory:
 
     nbgrader generate_assignment <name>     solutions/ -> exercises/ (answers removed)
     (three students hand in)                submitted/<student>/<name>/<notebook>.ipynb
@@ -6,7 +6,10 @@
     nbgrader generate_feedback <name>       feedback/<student>/<name>/<notebook>.html
     nbgrader export --to grades.csv         one row per student and assignment
 
-then the batch grader on the same submitted/ folder must give every student the same score.
+then the batch grader on the same submitted/ folder must give every student the same score. The
+exercises are split between two temporary course directories (conftest.py's generated_courses),
+each with its own gradebook, in which the steps above run at the same time; a test reads the
+course directory that holds its exercise.
 
 References: the scores expected are the points the check cells state for the tasks a student
 solved (tests/submission_notebooks.py's task_points: all of them for the full submission, those
@@ -22,7 +25,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import nbgrader
+from conftest import in_each_course, nbgrader
 from submission_notebooks import ASSIGNMENTS, points_of, submission_notebook
 
 # The tasks the "partial" student solved: each a set whose checks do not need the unsolved tasks.
@@ -51,12 +54,11 @@ def expected_scores(name: str) -> dict[str, int]:
     }
 
 
-@pytest.fixture(scope="module")
-def course(generated_course: Path) -> Path:
-    """The course directory in which every exercise was generated (conftest.py), after hand-in,
-    autograde and feedback of every exercise, then export."""
-    course = generated_course
-    for name, assignment in ASSIGNMENTS.items():
+def hand_in_and_grade(course: Path, names: list[str]) -> None:
+    """In the course directory `course`, where nbgrader generated the assignments `names`: for each,
+    hand-in, autograde and feedback; then export."""
+    for name in names:
+        assignment = ASSIGNMENTS[name]
         # Each student hands in the notebook just released, with some answers filled in.
         released = course / "exercises" / name / assignment.notebook
         for student, answered in [
@@ -74,7 +76,22 @@ def course(generated_course: Path) -> Path:
         nbgrader(course, "autograde", name, "--force")
         nbgrader(course, "generate_feedback", name, "--force")
     nbgrader(course, "export", "--to", "grades.csv")
-    return course
+
+
+@pytest.fixture(scope="module")
+def courses(generated_courses: dict[str, Path]) -> dict[str, Path]:
+    """Exercise -> the course directory in which it was generated (conftest.py), after hand-in,
+    autograde and feedback of each of its exercises, then export; the course directories at the
+    same time."""
+    courses = {name: generated_courses[name] for name in ASSIGNMENTS}
+    in_each_course(hand_in_and_grade, courses)
+    return courses
+
+
+@pytest.fixture
+def course(courses: dict[str, Path], name: str) -> Path:
+    """The course directory of the test's exercise, graded (`courses`)."""
+    return courses[name]
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
