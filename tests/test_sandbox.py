@@ -310,17 +310,21 @@ def test_the_working_directory_is_capped_in_size() -> None:
     assert written < 11 and errno == 28  # ENOSPC
 
 
+# Starts processes until the limit refuses one; prints how many started and the refusal's errno.
+START_100_SLEEPERS = """
+import subprocess
+children = []
+try:
+    for _ in range(100):
+        children.append(subprocess.Popen(["sleep", "30"]))
+except OSError as err:
+    print(len(children), err.errno)
+"""
+
+
 def test_the_process_limit_holds_as_root() -> None:
     require_bubblewrap()
-    result = run("""
-        import subprocess
-        children = []
-        try:
-            for _ in range(100):
-                children.append(subprocess.Popen(["sleep", "30"]))
-        except OSError as err:
-            print(len(children), err.errno)
-    """, limits=Limits(max_processes=16))
+    result = run(START_100_SLEEPERS, limits=Limits(max_processes=16))
     if os.geteuid() == 0:
         started, errno = map(int, result.stdout.split())
         assert started < 16 and errno == 11  # EAGAIN
@@ -371,15 +375,7 @@ def test_a_cgroup_of_its_own_holds_the_process_limit_even_for_root_and_shares_ou
     if os.geteuid() != 0:  # only root can make cgroups: the report says so
         assert "no cgroup (not root)" in run("print(1)").isolation
         return
-    result = run("""
-        import subprocess
-        children = []
-        try:
-            for _ in range(100):
-                children.append(subprocess.Popen(["sleep", "30"]))
-        except OSError as err:
-            print(len(children), err.errno)
-    """, use_bubblewrap=False, limits=Limits(max_processes=16), python=VENV_PYTHON)
+    result = run(START_100_SLEEPERS, use_bubblewrap=False, limits=Limits(max_processes=16), python=VENV_PYTHON)
     assert "cgroup: 1 CPU, 4 GiB resident, 16 processes" in result.isolation
     started, errno = map(int, result.stdout.split())
     assert started < 16 and errno == 11  # EAGAIN from the pids cgroup
