@@ -55,17 +55,23 @@ def sample_next_token(
         raise ValueError(f"sample_next_token expected logits of shape (B, V), got {tuple(logits.shape)}")
     if temperature == 0:
         return logits.argmax(dim=-1)  # (B,)
-    logits = logits / temperature  # (B, V)
+    if temperature != 1:  # dividing by 1 would only copy the row
+        logits = logits / temperature  # (B, V)
+    survivors = None  # (B, k): the ids top-k leaves, when it leaves exactly k in every row
     if top_k is not None:
-        kth_best = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth_best, float("-inf"))  # (B, V)
+        V, k = logits.shape[-1], min(top_k, logits.shape[-1])
+        best = torch.topk(logits, k, dim=-1)  # (B, k) values and ids, best first
+        cut = logits < best.values[:, -1:]  # (B, V): below the k-th best (a tie with it stays)
+        logits = logits.masked_fill(cut, float("-inf"))  # (B, V)
+        if top_p is not None and int(cut.sum(dim=-1).min()) == V - k:
+            survivors = best.indices  # no tie left an extra token: top-p needs to rank only these
     if top_p is not None:
-        logits = logits.masked_fill(outside_nucleus(logits, top_p), float("-inf"))  # (B, V)
+        logits = logits.masked_fill(outside_nucleus(logits, top_p, survivors), float("-inf"))  # (B, V)
     probs = torch.softmax(logits, dim=-1)  # (B, V)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # (B,)
 
 
-def outside_nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+def outside_nucleus(logits: torch.Tensor, top_p: float, candidates: torch.Tensor | None = None) -> torch.Tensor:
     """The tokens top-p sampling drops: (B, V) logits -> (B, V) bool, True where dropped.
 
     Rank each row's tokens from likeliest to least likely (equal probabilities by token id);
@@ -74,16 +80,21 @@ def outside_nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
         >>> outside_nucleus(torch.tensor([[2.0, 1.0, 0.0]]), top_p=0.8).tolist()  # 0.665 + 0.245 >= 0.8
         [[False, False, True]]
+
+    Only tokens with a finite logit can stay. After top-k that is about k of the V entries, and
+    ranking those instead of all 50,257 of GPT-2's vocabulary takes most of the cost out of a
+    step. `candidates` (B, n), when given, are ids that include every finite logit of each row
+    (the ids top-k kept); otherwise they are found here.
     """
     probs = torch.softmax(logits, dim=-1)  # (B, V)
-    # Only tokens with a finite logit can stay. After top-k that is about k of the V entries, and
-    # ranking those instead of all 50,257 of GPT-2's vocabulary takes most of the cost out of a step.
     B, V = logits.shape
-    n = int((logits != float("-inf")).sum(dim=-1).max())  # candidates in the fullest row
-    if n < V:
-        candidates = torch.topk(logits, n, dim=-1).indices.sort(dim=-1).values  # (B, n) ids, in id order
+    if candidates is None:
+        n = int((logits != float("-inf")).sum(dim=-1).max())  # finite logits in the fullest row
+        candidates = torch.topk(logits, n, dim=-1).indices if n < V else None  # (B, n)
+    if candidates is None:
+        candidates = torch.arange(V, device=logits.device).expand(B, V)  # (B, V): every id, in id order
     else:
-        candidates = torch.arange(V, device=logits.device).expand(B, V)  # (B, V): every id
+        candidates = candidates.sort(dim=-1).values  # (B, n) ids, in id order
     # A stable sort of candidates in id order ranks equal probabilities by id (topk would not).
     sorted_probs, rank = torch.sort(probs.gather(-1, candidates), dim=-1, descending=True, stable=True)  # (B, n)
     drop_sorted = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p  # (B, n): mass ranked before >= p

@@ -94,6 +94,35 @@ def test_the_nucleus_ranks_only_the_candidates_yet_drops_what_a_ranking_of_the_w
         assert not got.all(dim=-1).any()  # at least one token stays in every row
 
 
+def test_top_k_then_top_p_draws_what_a_whole_row_implementation_draws_with_and_without_ties():
+    """sample_next_token hands top-k's ids to top-p only when no tie with the k-th best leaves an
+    extra token; with ties or without, its draws are torch.multinomial's draws from the
+    probabilities a plain whole-row implementation of the rules keeps (on the CPU, as above)."""
+    generator = torch.Generator().manual_seed(11)
+    tied_rows = untied_rows = 0
+    for trial in range(60):
+        if trial % 2:  # integer logits: many ties, also with the k-th best
+            logits = torch.randint(-4, 4, (64, 300), generator=generator).float()
+        else:
+            logits = torch.randn(64, 300, generator=generator)
+        # Small k half the time, where each kept token is likely enough to be drawn in some row.
+        k = int(torch.randint(1, 9 if trial % 4 < 2 else 301, (1,), generator=generator))
+        top_p = [0.3, 0.9, 1.0][trial % 3]
+        kth_best = torch.sort(logits, dim=-1, descending=True).values[:, k - 1 : k]  # (64, 1)
+        tied = (logits == kth_best).sum(dim=-1) > 1
+        tied_rows, untied_rows = tied_rows + int(tied.sum()), untied_rows + int((~tied).sum())
+        after_k = logits.masked_fill(logits < kth_best, float("-inf"))
+        probs = torch.softmax(after_k, dim=-1)
+        ranked = torch.sort(probs, dim=-1, descending=True, stable=True)
+        mass_before = ranked.values.cumsum(dim=-1) - ranked.values
+        dropped = torch.empty_like(logits, dtype=torch.bool).scatter(-1, ranked.indices, mass_before >= top_p)
+        kept_probs = torch.softmax(after_k.masked_fill(dropped, float("-inf")), dim=-1)
+        want = torch.multinomial(kept_probs, 1, generator=torch.Generator().manual_seed(trial)).squeeze(-1)
+        got = sample_next_token(logits, top_k=k, top_p=top_p, generator=torch.Generator().manual_seed(trial))
+        assert torch.equal(got, want), (trial, k, top_p)
+    assert tied_rows > 20 and untied_rows > 20  # both ways through sample_next_token were taken
+
+
 def test_degenerate_inputs_and_bad_arguments():
     one_token = torch.tensor([[0.3]], device=DEVICE)  # V = 1: every method picks token 0
     for kwargs in ({}, {"temperature": 0}, {"top_k": 5}, {"top_p": 0.01}):
