@@ -6,6 +6,8 @@
     nbgrader generate_feedback <name>       feedback/<student>/<name>/<notebook>.html
     nbgrader export --to grades.csv         one row per student and assignment
 
+(here <name> is "*", every assignment of the course directory in one nbgrader process),
+
 then the batch grader on the same submitted/ folder must give every student the same score. The
 exercises are split between two temporary course directories (conftest.py's generated_courses),
 each with its own gradebook, in which the steps above run at the same time; a test reads the
@@ -55,8 +57,10 @@ def expected_scores(name: str) -> dict[str, int]:
 
 
 def hand_in_and_grade(course: Path, names: list[str]) -> None:
-    """In the course directory `course`, where nbgrader generated the assignments `names`: for each,
-    hand-in, autograde and feedback; then export."""
+    """In the course directory `course`, where nbgrader generated the assignments `names` (and only
+    those): every student hands in each of them; then autograde and feedback, each one nbgrader
+    process for all of the course's assignments (ASSIGNMENT is a glob to nbgrader; a process costs
+    seconds of start-up alone); then export."""
     for name in names:
         assignment = ASSIGNMENTS[name]
         # Each student hands in the notebook just released, with some answers filled in.
@@ -73,8 +77,8 @@ def hand_in_and_grade(course: Path, names: list[str]) -> None:
                 notebook["cells"].append({"cell_type": "code", "id": "their-own", "metadata": {}, "outputs": [],
                                           "execution_count": None, "source": SCRIPT_OUTPUT})
             target.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
-        nbgrader(course, "autograde", name, "--force")
-        nbgrader(course, "generate_feedback", name, "--force")
+    nbgrader(course, "autograde", "*", "--force")
+    nbgrader(course, "generate_feedback", "*", "--force")
     nbgrader(course, "export", "--to", "grades.csv")
 
 
