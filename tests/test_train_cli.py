@@ -120,32 +120,6 @@ def test_sample_mistakes(trained, tmp_path):
     assert_clear_error(run(SAMPLE, "--checkpoint", trained, "--top-k", "0", check_rc=None), "positive integer")
 
 
-def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
-    steps = 150
-    args = [*TINY, "--max-iters", steps, "--checkpoint-interval", 5, "--eval-interval", 100]
-    straight = tmp_path / "straight"
-    run(TRAIN, *args, "--out", straight)
-
-    killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", TRAIN, *map(str, args), "--out", str(killed)],
-                               env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (killed / "ckpt.pt").exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)  # no chance to save anything on the way out
-    process.wait()
-    saved_step = load_checkpoint(killed / "ckpt.pt")["step"]
-    assert saved_step < steps, "the run finished before it could be killed; make it longer"
-
-    resumed = run(TRAIN, *TINY, "--out", killed, "--resume").stdout
-    assert f"resuming at step {saved_step}" in resumed
-    a, b = load_checkpoint(straight / "ckpt.pt"), load_checkpoint(killed / "ckpt.pt")
-    assert b["step"] == steps and [h["step"] for h in b["history"]] == list(range(1, steps + 1))
-    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
-    for name, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][name]), name
-
-
 # ---- a short run, --help, --resume --max-iters ------------------------------------------------
 # In this process where a subprocess would add nothing but starting Python and torch again.
 
@@ -222,6 +196,31 @@ def straight(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("straight")
     assert call(train_main, *LONG_ARGS, "--out", out)[0] == 0
     return out / "ckpt.pt"
+
+
+def test_killed_run_resumes_and_ends_like_an_uninterrupted_one(straight, tmp_path):
+    # The reference is `straight`, this run left alone (saved at its end only, where this one saves
+    # every 5 steps, which must not change the training either): shared with the signal tests.
+    steps = LONG
+    args = [*TINY, "--max-iters", steps, "--checkpoint-interval", 5, "--eval-interval", 100]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", TRAIN, *map(str, args), "--out", str(killed)],
+                               env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (killed / "ckpt.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)  # no chance to save anything on the way out
+    process.wait()
+    saved_step = load_checkpoint(killed / "ckpt.pt")["step"]
+    assert saved_step < steps, "the run finished before it could be killed; make it longer"
+
+    resumed = run(TRAIN, *TINY, "--out", killed, "--resume").stdout
+    assert f"resuming at step {saved_step}" in resumed
+    a, b = load_checkpoint(straight), load_checkpoint(killed / "ckpt.pt")
+    assert b["step"] == steps and [h["step"] for h in b["history"]] == list(range(1, steps + 1))
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
 
 
 @pytest.mark.parametrize(("number", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
