@@ -116,6 +116,8 @@ class Visit:
     figures: list[dict] = field(default_factory=list)  # images of the article: src, rendered width
     overflows: list[dict] = field(default_factory=list)  # code blocks and tables wider than their column
     sections: list[dict] = field(default_factory=list)  # `##` sections: title, citations, code cells
+    # An exercise page's tasks and solutions, each solution's button clicked (`reveal_solutions`):
+    solutions: dict = field(default_factory=dict)
 
 
 PAGE_FACTS_JS = """() => {
@@ -257,6 +259,28 @@ def open_page(browser, base: str, path: str, visit: Visit | None = None):
     return page
 
 
+def reveal_solutions(page) -> dict:
+    """On an exercise page: how many tasks (div.exercise) it has and, for each of its solutions in
+    turn, whether it was hidden, whether clicking its button showed it (within 5 s) and the text
+    it then showed. Recorded for test_exercise_solutions_are_hidden_until_asked_for while `visits`
+    has the page open, so that each exercise page is loaded once."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    exercises, solutions = page.locator("div.exercise"), page.locator("div.solution")
+    found = {"exercises": exercises.count(), "solutions": []}
+    for i in range(solutions.count()):
+        body = solutions.nth(i).locator("section").first
+        solution = {"hidden": not body.is_visible(), "shown": False, "text": "", "error": ""}
+        try:
+            solutions.nth(i).locator("button.toggle-button").click()
+            body.wait_for(state="visible", timeout=5000)
+            solution.update(shown=True, text=body.inner_text())
+        except PlaywrightError as error:  # the test reports it, and the visit goes on
+            solution["error"] = str(error)
+        found["solutions"].append(solution)
+    return found
+
+
 @pytest.fixture(scope="module")
 def visits(site) -> dict[str, Visit]:
     """Every page of the book, visited once; chapters are also saved as screenshots."""
@@ -276,6 +300,8 @@ def visits(site) -> dict[str, Visit]:
         name = Path(path).stem
         if name in CHAPTERS:
             page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        if Path(path).parent.as_posix() == "book/exercises":  # on the page already loaded, as a reader would
+            visit.solutions = reveal_solutions(page)
         layout = page.evaluate(LAYOUT_FACTS_JS)  # last: it unfolds the page
         visit.figures, visit.overflows, visit.sections = layout["figures"], layout["overflows"], layout["sections"]
         page.close()
@@ -628,21 +654,16 @@ def test_chapters_have_launch_buttons_for_the_repository(visits):
 # ---- exercises and search ------------------------------------------------------------------
 
 
-def test_exercise_solutions_are_hidden_until_asked_for(site):
-    base, browser = site
+def test_exercise_solutions_are_hidden_until_asked_for(visits):
     pages = sorted((HTML / "book" / "exercises").glob("*.html"))
     assert [p.stem for p in pages] == EXERCISES  # one page per exercise
     for page_file in pages:
-        page = open_page(browser, base, f"book/exercises/{page_file.name}")
-        exercises, solutions = page.locator("div.exercise"), page.locator("div.solution")
-        assert exercises.count() >= 2 and solutions.count() == exercises.count(), page_file.name
-        for i in range(solutions.count()):
-            body = solutions.nth(i).locator("section").first
-            assert not body.is_visible(), f"{page_file.name}: solution {i + 1} is shown before it is asked for"
-            solutions.nth(i).locator("button.toggle-button").click()
-            body.wait_for(state="visible", timeout=5000)
-            assert "def " in body.inner_text() or "class " in body.inner_text()
-        page.close()
+        found = visits[f"book/exercises/{page_file.name}"].solutions  # see reveal_solutions
+        assert found["exercises"] >= 2 and len(found["solutions"]) == found["exercises"], page_file.name
+        for i, solution in enumerate(found["solutions"]):
+            assert solution["hidden"], f"{page_file.name}: solution {i + 1} is shown before it is asked for"
+            assert solution["shown"], f"{page_file.name}: solution {i + 1} not shown once asked for: {solution['error']}"
+            assert "def " in solution["text"] or "class " in solution["text"]
 
 
 def page_text(soup) -> str:
