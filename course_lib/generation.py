@@ -88,13 +88,14 @@ def outside_nucleus(logits: torch.Tensor, top_p: float, candidates: torch.Tensor
     """
     probs = torch.softmax(logits, dim=-1)  # (B, V)
     B, V = logits.shape
-    if candidates is None:
-        n = int((logits != float("-inf")).sum(dim=-1).max())  # finite logits in the fullest row
-        candidates = torch.topk(logits, n, dim=-1).indices if n < V else None  # (B, n)
-    if candidates is None:
-        candidates = torch.arange(V, device=logits.device).expand(B, V)  # (B, V): every id, in id order
-    else:
+    if candidates is not None:
         candidates = candidates.sort(dim=-1).values  # (B, n) ids, in id order
+    else:
+        n = int((logits != float("-inf")).sum(dim=-1).max())  # finite logits in the fullest row
+        if n < V:
+            candidates = torch.topk(logits, n, dim=-1).indices.sort(dim=-1).values  # (B, n) ids, in id order
+        else:
+            candidates = torch.arange(V, device=logits.device).expand(B, V)  # (B, V): every id, in id order
     # A stable sort of candidates in id order ranks equal probabilities by id (topk would not).
     sorted_probs, rank = torch.sort(probs.gather(-1, candidates), dim=-1, descending=True, stable=True)  # (B, n)
     drop_sorted = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p  # (B, n): mass ranked before >= p

@@ -87,7 +87,7 @@ def _at_least_float32(x: torch.Tensor, *parameters: torch.Tensor | None) -> list
     float32 training; the parameters follow x so that a fused kernel sees one dtype throughout.
     """
     dtype = torch.promote_types(x.dtype, torch.float32)
-    # A tensor already in that dtype is passed as it is: .to() would return it too, a call later.
+    # A tensor already in that dtype is passed as it is (.to() would return it too, after a call).
     return [t if t is None or t.dtype == dtype else t.to(dtype) for t in (x, *parameters)]
 
 
